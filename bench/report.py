@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run.
+
+  report.py check HOST PORT PATH SIZE SHA256 [PATH SIZE SHA256 ...]
+      fetch each PATH over a new connection; exit 1 unless status 200 and the body is byte-exact
+  report.py report META_TSV RAW_TSV
+      print the markdown report (medians over rounds, ratios to HAProxy)
+"""
+
+import csv
+import hashlib
+import http.client
+import statistics
+import sys
+
+LOADS = {
+    "keepalive": "612 B page, keep-alive",
+    "close": "612 B page, `Connection: close`",
+    "bulk": "100 MiB downloads",
+}
+ORDER = ["haproxy", "nginx", "ringlb-splice", "ringlb-copy", "ringlb-auto"]
+LABEL = {
+    "haproxy": "HAProxy (mode tcp, splice-auto)",
+    "nginx": "nginx stream",
+    "ringlb-splice": "ringlb forward=splice",
+    "ringlb-copy": "ringlb forward=copy",
+    "ringlb-auto": "ringlb forward=auto",
+}
+ERRS = ["err_connect", "err_read", "err_write", "err_status", "err_timeout"]
+
+
+def check(args):
+    host, port, rest = args[0], int(args[1]), args[2:]
+    if len(rest) % 3:
+        sys.exit("check: PATH SIZE SHA256 triples expected")
+    for i in range(0, len(rest), 3):
+        path, size, want = rest[i], int(rest[i + 1]), rest[i + 2]
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as e:
+            sys.exit(f"check {host}:{port}{path}: {e}")
+        finally:
+            conn.close()
+        got = hashlib.sha256(body).hexdigest()
+        if resp.status != 200 or len(body) != size or got != want:
+            sys.exit(
+                f"check {host}:{port}{path}: status {resp.status}, {len(body)} bytes "
+                f"(want 200, {size} bytes), sha256 {'ok' if got == want else 'differs'}"
+            )
+
+
+def num(x):
+    return None if x in ("", "NA") else int(x)
+
+
+def fmt(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+def fmt_latency(us):
+    if us is None:
+        return "n/a"
+    if us < 1000:
+        return f"{us:.0f} µs"
+    if us < 1_000_000:
+        return f"{us / 1000:.2f} ms"
+    return f"{us / 1e6:.2f} s"
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def report(meta_path, raw_path):
+    meta = {}
+    with open(meta_path, encoding="utf-8") as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            meta[k] = v
+    clk = int(meta["clk_tck"])
+    with open(raw_path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+
+    # Per-round derived numbers.
+    for r in rows:
+        req, byt, dur = num(r["requests"]), num(r["bytes"]), num(r["duration_us"])
+        cpu_s = int(r["cpu_ticks"]) / clk
+        ok = req is not None and dur
+        r["rps"] = req / (dur / 1e6) if ok else None
+        r["gbps"] = byt / 1e9 / (dur / 1e6) if ok else None
+        r["p99"] = num(r["p99_us"]) if ok and req > 0 else None
+        r["cpu_req"] = cpu_s * 1e6 / req if ok and req > 0 else None
+        r["cpu_gb"] = cpu_s / (byt / 1e9) if ok and byt > 0 else None
+        r["errors"] = sum(num(r[e]) or 0 for e in ERRS) if ok else None
+
+    threads = sorted({int(r["threads"]) for r in rows})
+    loads = [l for l in LOADS if any(r["load"] == l for r in rows)]
+    bals = [b for b in ORDER if any(r["balancer"] == b for r in rows)]
+
+    cell = {}
+    for t in threads:
+        for l in loads:
+            for b in bals:
+                rs = [r for r in rows if int(r["threads"]) == t and r["load"] == l and r["balancer"] == b]
+                if not rs:
+                    continue
+                bulk = l == "bulk"
+                c = {
+                    "rounds": len(rs),
+                    "failed": sum(1 for r in rs if r["rps"] is None),
+                    "rps": med(r["rps"] for r in rs),
+                    "gbps": med(r["gbps"] for r in rs),
+                    "p99": med(r["p99"] for r in rs),
+                    "cpu_req": med(r["cpu_req"] for r in rs),
+                    "cpu_gb": med(r["cpu_gb"] for r in rs),
+                    "errors": sum(r["errors"] or 0 for r in rs),
+                }
+                c["rate"] = c["gbps"] if bulk else c["rps"]
+                c["cpu"] = c["cpu_gb"] if bulk else c["cpu_req"]
+                cell[t, l, b] = c
+
+    out = []
+    w = out.append
+    w(f"## ringlb benchmark, {meta['date']}")
+    w("")
+    w(f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), Linux {meta['kernel']}")
+    vers = [f"HAProxy {meta['haproxy']}", f"nginx {meta['nginx']}", f"wrk {meta['wrk']}"]
+    if "ringlb" in meta:
+        vers.append(f"{meta['ringlb']} (git {meta['git']})")
+    w(f"- versions: {', '.join(vers)}")
+    w(f"- command: `{meta['command']}`")
+    target = meta["target"] + (f" from netns {meta['netns']}" if meta.get("netns") else "")
+    w(
+        f"- {meta['rounds']} round(s) of {meta['duration']} s per balancer and load, balancers run "
+        f"alternately (the first one rotates each round); every number is the median over the "
+        f"rounds. Target {target}; backends: 2 nginx (1 worker each, keep-alive, sendfile) on "
+        f"127.0.0.1:{meta['web_ports'].replace(' ', ', ')}; T = threads of every balancer "
+        f"(HAProxy `nbthread`, nginx `worker_processes`, ringlb `workers`)."
+    )
+    w(
+        "- CPU: utime+stime of all the balancer's processes and threads (/proc/PID/stat fields "
+        f"14+15, {clk} ticks/s) over the wrk run, per completed request (µs) and per 10^9 bytes "
+        "received by wrk (s). The client and backends share the same cores. "
+        "Ratios are balancer ÷ HAProxy at the same T: rate is req/s (GB/s for 100 MiB), "
+        "CPU is µs/req (s/GB for 100 MiB); rate > 1 and CPU < 1 are better than HAProxy."
+    )
+
+    for l in loads:
+        w("")
+        w(f"### {l}: {LOADS[l]}")
+        w("")
+        w(f"`{meta['wrk_' + l]}`")
+        w("")
+        w("| T | balancer | req/s | GB/s | p99 | CPU µs/req | CPU s/GB | rate ÷ HAProxy | CPU ÷ HAProxy | errors |")
+        w("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for t in threads:
+            base = cell.get((t, l, "haproxy"))
+            for b in bals:
+                c = cell.get((t, l, b))
+                if c is None:
+                    continue
+                rr = ratio(c["rate"], base and base["rate"])
+                cr = ratio(c["cpu"], base and base["cpu"])
+                errs = str(c["errors"])
+                if c["failed"]:
+                    errs += f", {c['failed']}/{c['rounds']} runs failed"
+                w(
+                    f"| {t} | {LABEL[b]} | {fmt(c['rps'], ',.0f')} | {fmt(c['gbps'], '.3g')} | "
+                    f"{fmt_latency(c['p99'])} | {fmt(c['cpu_req'], ',.1f')} | {fmt(c['cpu_gb'], '.3g')} | "
+                    f"{fmt(rr, '.2f')} | {fmt(cr, '.2f')} | {errs} |"
+                )
+
+    modes = [b for b in bals if b.startswith("ringlb-")]
+    if len(modes) > 1:
+        w("")
+        w("### ringlb forward modes")
+        w("")
+        w("Best mode per row (rate: highest req/s or GB/s; CPU: lowest µs/req or s/GB). "
+          "Differences under about 5% are within run-to-run noise on this machine.")
+        w("")
+        w("| load | T | " + " | ".join(f"{m[7:]} rate" for m in modes) + " | fastest | least CPU |")
+        w("|---|--:|" + "--:|" * len(modes) + "---|---|")
+        wins = {m: [0, 0] for m in modes}
+        for l in loads:
+            for t in threads:
+                cs = {m: cell.get((t, l, m)) for m in modes}
+                cs = {m: c for m, c in cs.items() if c and c["rate"] is not None}
+                if not cs:
+                    continue
+                fast = max(cs, key=lambda m: cs[m]["rate"])
+                lean = min(cs, key=lambda m: cs[m]["cpu"] if cs[m]["cpu"] is not None else float("inf"))
+                wins[fast][0] += 1
+                wins[lean][1] += 1
+                unit = ".3g" if l == "bulk" else ",.0f"
+                rates = " | ".join(fmt(cs[m]["rate"], unit) if m in cs else "n/a" for m in modes)
+                w(f"| {l} | {t} | {rates} | {fast[7:]} | {lean[7:]} |")
+        w("")
+        w("Rows won (fastest / least CPU): " + ", ".join(f"{m[7:]} {a}/{b}" for m, (a, b) in wins.items()) + ".")
+
+    w("")
+    w("<details><summary>every run</summary>")
+    w("")
+    w("| T | load | balancer | round | requests | bytes | seconds | req/s | GB/s | p99 | CPU ticks | errors c/r/w/status/timeout |")
+    w("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for r in rows:
+        dur = num(r["duration_us"])
+        errs = "/".join(r[e] for e in ERRS)
+        w(
+            f"| {r['threads']} | {r['load']} | {r['balancer']} | {r['round']} | {r['requests']} | "
+            f"{r['bytes']} | {fmt(dur and dur / 1e6, '.2f')} | {fmt(r['rps'], ',.0f')} | "
+            f"{fmt(r['gbps'], '.3g')} | {fmt_latency(r['p99'])} | {r['cpu_ticks']} | {errs} |"
+        )
+    w("")
+    w("</details>")
+    print("\n".join(out))
+
+
+def main():
+    if len(sys.argv) >= 5 and sys.argv[1] == "check":
+        check(sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "report":
+        report(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
