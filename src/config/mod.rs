@@ -1,0 +1,421 @@
+//! The JSON configuration file: its serde shape, the value types that cannot hold bad
+//! input (addresses, durations, forwarding modes), and the semantic checks that turn a
+//! parsed file into a `Config` the rest of ringlb can trust.
+//!
+//! Every error names the file, the JSON path, the line and the column; semantic checks
+//! report every problem at once, as `haproxy -c` does.
+
+mod span;
+mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use span::SpanIndex;
+pub use values::{Addr, Forward, HumanDuration};
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub workers: Option<usize>,
+    pub maxconn: Option<u32>,
+    pub grace: Duration,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    pub name: String,
+    pub bind: Vec<SocketAddr>,
+    /// Index into `Config::backends`.
+    pub backend: usize,
+    pub maxconn: Option<u32>,
+    pub forward: Forward,
+    pub log: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: String,
+    pub balance: Balance,
+    pub retries: u32,
+    pub timeouts: Timeouts,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    Roundrobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub client: Duration,
+    pub server: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    client: Duration::from_secs(50),
+    server: Duration::from_secs(50),
+};
+pub const MAX_WEIGHT: u32 = 256;
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending value, e.g. `backends[0].servers[1].addr`; empty for the
+    /// document itself.
+    pub path: String,
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Everything wrong with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub file: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: ", self.file)?;
+            if !e.path.is_empty() {
+                write!(f, "{}: ", e.path)?;
+            }
+            write!(f, "{}", e.message)?;
+            if e.line > 0 {
+                write!(f, " (line {}, column {})", e.line, e.column)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        errors: vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+            line: 0,
+            column: 0,
+        }],
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates configuration text; `file` only labels the errors.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        file: file.to_string(),
+        errors,
+    };
+    let json_error = |path: String, e: serde_json::Error| ConfigError {
+        // serde_path_to_error writes `?` for a position it could not name (a syntax error
+        // between keys); the enclosing value is the useful part.
+        path: match path.trim_end_matches(".?").trim_end_matches('?') {
+            "." => String::new(),
+            p => p.to_string(),
+        },
+        message: strip_position(&e),
+        line: e.line(),
+        column: e.column(),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw: RawConfig = match serde_path_to_error::deserialize(&mut de) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let path = e.path().to_string();
+            return Err(fail(vec![json_error(path, e.into_inner())]));
+        }
+    };
+    if let Err(e) = de.end() {
+        return Err(fail(vec![json_error(String::new(), e)]));
+    }
+    validate(raw, &SpanIndex::new(text)).map_err(fail)
+}
+
+/// serde_json appends " at line L column C" to its messages; we print positions our way.
+fn strip_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    msg.strip_suffix(&suffix).unwrap_or(&msg).to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    workers: Option<usize>,
+    maxconn: Option<u32>,
+    grace: Option<HumanDuration>,
+    frontends: Vec<RawFrontend>,
+    backends: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrontend {
+    name: String,
+    bind: Vec<Addr>,
+    backend: String,
+    maxconn: Option<u32>,
+    forward: Option<Forward>,
+    log: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    name: String,
+    balance: Option<Balance>,
+    retries: Option<u32>,
+    timeouts: Option<RawTimeouts>,
+    servers: Vec<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: Option<HumanDuration>,
+    client: Option<HumanDuration>,
+    server: Option<HumanDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: String,
+    addr: Addr,
+    weight: Option<u32>,
+}
+
+/// Collects semantic errors with positions.
+struct Problems<'a> {
+    spans: &'a SpanIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, path: String, message: String) {
+        let (line, column) = self.spans.locate(&path).unwrap_or((0, 0));
+        self.errors.push(ConfigError {
+            path,
+            message,
+            line,
+            column,
+        });
+    }
+}
+
+fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError>> {
+    let mut p = Problems {
+        spans,
+        errors: Vec::new(),
+    };
+
+    if raw.workers == Some(0) {
+        p.add("workers".into(), "must be at least 1".into());
+    }
+    if raw.maxconn == Some(0) {
+        p.add("maxconn".into(), "must be at least 1".into());
+    }
+    if raw.frontends.is_empty() {
+        p.add(
+            "frontends".into(),
+            "at least one frontend is required".into(),
+        );
+    }
+
+    let mut backend_index: HashMap<&str, usize> = HashMap::new();
+    for (i, b) in raw.backends.iter().enumerate() {
+        if let Some(first) = backend_index.get(b.name.as_str()) {
+            p.add(
+                format!("backends[{i}].name"),
+                format!(
+                    "duplicate backend name {:?} (first at backends[{first}])",
+                    b.name
+                ),
+            );
+        } else {
+            backend_index.insert(&b.name, i);
+        }
+    }
+
+    let mut backends = Vec::with_capacity(raw.backends.len());
+    for (i, b) in raw.backends.iter().enumerate() {
+        backends.push(validate_backend(i, b, &mut p));
+    }
+
+    let mut bound: HashMap<SocketAddr, (usize, usize)> = HashMap::new();
+    let mut frontend_names: HashMap<&str, usize> = HashMap::new();
+    let mut frontends = Vec::with_capacity(raw.frontends.len());
+    for (i, f) in raw.frontends.iter().enumerate() {
+        let at = format!("frontends[{i}]");
+        if let Some(first) = frontend_names.get(f.name.as_str()) {
+            p.add(
+                format!("{at}.name"),
+                format!(
+                    "duplicate frontend name {:?} (first at frontends[{first}])",
+                    f.name
+                ),
+            );
+        } else {
+            frontend_names.insert(&f.name, i);
+        }
+        if f.bind.is_empty() {
+            p.add(
+                format!("{at}.bind"),
+                "at least one address is required".into(),
+            );
+        }
+        for (j, addr) in f.bind.iter().enumerate() {
+            if addr.0.port() == 0 {
+                p.add(format!("{at}.bind[{j}]"), "port 0 is not allowed".into());
+            } else if let Some(&(fi, fj)) = bound.get(&addr.0) {
+                p.add(
+                    format!("{at}.bind[{j}]"),
+                    format!("{} is already bound at frontends[{fi}].bind[{fj}]", addr.0),
+                );
+            } else {
+                bound.insert(addr.0, (i, j));
+            }
+        }
+        if f.maxconn == Some(0) {
+            p.add(format!("{at}.maxconn"), "must be at least 1".into());
+        }
+        let backend = match backend_index.get(f.backend.as_str()) {
+            Some(&b) => b,
+            None => {
+                p.add(
+                    format!("{at}.backend"),
+                    format!("unknown backend {:?}", f.backend),
+                );
+                0
+            }
+        };
+        frontends.push(Frontend {
+            name: f.name.clone(),
+            bind: f.bind.iter().map(|a| a.0).collect(),
+            backend,
+            maxconn: f.maxconn,
+            forward: f.forward.unwrap_or_default(),
+            log: f.log.unwrap_or(true),
+        });
+    }
+
+    if !p.errors.is_empty() {
+        // Report problems in document order, whatever order the checks ran in.
+        p.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(p.errors);
+    }
+    Ok(Config {
+        workers: raw.workers,
+        maxconn: raw.maxconn,
+        grace: raw.grace.map_or(DEFAULT_GRACE, |d| d.0),
+        frontends,
+        backends,
+    })
+}
+
+fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
+    let at = format!("backends[{i}]");
+    if b.servers.is_empty() {
+        p.add(
+            format!("{at}.servers"),
+            format!("backend {:?} has no servers", b.name),
+        );
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut servers = Vec::with_capacity(b.servers.len());
+    for (j, s) in b.servers.iter().enumerate() {
+        let sat = format!("{at}.servers[{j}]");
+        if let Some(first) = names.get(s.name.as_str()) {
+            p.add(
+                format!("{sat}.name"),
+                format!(
+                    "duplicate server name {:?} (first at servers[{first}])",
+                    s.name
+                ),
+            );
+        } else {
+            names.insert(&s.name, j);
+        }
+        if s.addr.0.port() == 0 {
+            p.add(format!("{sat}.addr"), "port 0 is not allowed".into());
+        }
+        let weight = s.weight.unwrap_or(1);
+        if weight > MAX_WEIGHT {
+            p.add(
+                format!("{sat}.weight"),
+                format!("{weight} is out of range (0 to {MAX_WEIGHT})"),
+            );
+        }
+        servers.push(Server {
+            name: s.name.clone(),
+            addr: s.addr.0,
+            weight,
+        });
+    }
+    if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
+        p.add(
+            format!("{at}.servers"),
+            format!("every server of backend {:?} has weight 0", b.name),
+        );
+    }
+    let mut timeouts = DEFAULT_TIMEOUTS;
+    if let Some(t) = &b.timeouts {
+        for (name, value, slot) in [
+            ("connect", &t.connect, &mut timeouts.connect),
+            ("client", &t.client, &mut timeouts.client),
+            ("server", &t.server, &mut timeouts.server),
+        ] {
+            if let Some(d) = value {
+                if d.0.is_zero() {
+                    p.add(
+                        format!("{at}.timeouts.{name}"),
+                        "must be greater than zero".into(),
+                    );
+                }
+                *slot = d.0;
+            }
+        }
+    }
+    Backend {
+        name: b.name.clone(),
+        balance: b.balance.unwrap_or(Balance::Roundrobin),
+        retries: b.retries.unwrap_or(DEFAULT_RETRIES),
+        timeouts,
+        servers,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,732 @@
+//! One client connection inside a worker: server selection and connect with retries,
+//! forwarding in each direction (copy through the provided-buffer ring, or splice(2)
+//! through a pooled pipe on readiness from io_uring), half-close, resets, idle timeouts,
+//! and the log line written when it ends.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use io_uring::types::{Fd, Timespec};
+use io_uring::{cqueue, opcode, squeue};
+use socket2::SockAddr;
+
+use super::pipes::Pipe;
+use super::token::{Op, Token};
+use super::{cancel_fd, Worker, BUF_GROUP};
+use crate::config::Forward;
+use crate::sys::{self, Spliced};
+use crate::table::Tables;
+
+/// Direction indices: bytes from the client to the server, and back.
+const UP: usize = 0;
+const DOWN: usize = 1;
+/// Bytes asked of one splice into a pipe (a default pipe holds 64 KiB).
+const SPLICE_CHUNK: usize = 64 * 1024;
+/// Pipe fills one readiness event may do before yielding to other connections.
+const SPLICE_ROUNDS: u32 = 8;
+/// Auto mode: consecutive full copy buffers before a direction moves to splice, and
+/// consecutive short splice rounds before it moves back.
+const AUTO_TO_SPLICE: u8 = 2;
+const AUTO_TO_COPY: u8 = 4;
+const AUTO_SHORT_ROUND: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    ClientClose,
+    ServerClose,
+    ClientReset,
+    ServerReset,
+    ClientTimeout,
+    ServerTimeout,
+    NoServer,
+    Shutdown,
+}
+
+impl End {
+    fn as_str(self) -> &'static str {
+        match self {
+            End::ClientClose => "client_close",
+            End::ServerClose => "server_close",
+            End::ClientReset => "client_reset",
+            End::ServerReset => "server_reset",
+            End::ClientTimeout => "client_timeout",
+            End::ServerTimeout => "server_timeout",
+            End::NoServer => "no_server",
+            End::Shutdown => "shutdown",
+        }
+    }
+
+    /// A clean close says less than anything else that happened to the connection.
+    fn is_close(self) -> bool {
+        matches!(self, End::ClientClose | End::ServerClose)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Forwarding,
+    /// Cancels are out; the slot is freed when the last request completes.
+    Closing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirState {
+    Recv,
+    Send,
+    PollIn,
+    PollOut,
+    /// ENOBUFS: waiting for a copy buffer to come back.
+    WaitBuf,
+    Done,
+}
+
+/// A copy buffer holding bytes not yet sent.
+#[derive(Debug, Clone, Copy)]
+struct HeldBuf {
+    bid: u16,
+    sent: u32,
+    len: u32,
+}
+
+#[derive(Debug)]
+struct Dir {
+    splice: bool,
+    state: DirState,
+    bytes: u64,
+    buf: Option<HeldBuf>,
+    pipe: Option<Pipe>,
+    in_pipe: usize,
+    /// Auto mode: consecutive full buffers (copy) or short rounds (splice).
+    streak: u8,
+}
+
+impl Dir {
+    fn new(forward: Forward) -> Dir {
+        Dir {
+            splice: forward == Forward::Splice,
+            state: DirState::Done,
+            bytes: 0,
+            buf: None,
+            pipe: None,
+            in_pipe: 0,
+            streak: 0,
+        }
+    }
+}
+
+pub struct Conn {
+    client: RawFd,
+    server: RawFd,
+    frontend: usize,
+    backend: usize,
+    tables: Arc<Tables>,
+    server_idx: Option<usize>,
+    attempts: u32,
+    phase: Phase,
+    dirs: [Dir; 2],
+    inflight: u32,
+    accepted: Instant,
+    connect_started: Instant,
+    connect_ms: Option<f64>,
+    /// Coarse time of the last byte moved either way, for idle timeouts.
+    active_ms: u64,
+    end: Option<End>,
+    peer: Option<SocketAddr>,
+    /// Connect's target and timeout: the kernel reads both when the SQEs are submitted,
+    /// and the box keeps their addresses stable until then.
+    target: SockAddr,
+    connect_timeout: Timespec,
+}
+
+impl Conn {
+    fn src(&self, d: usize) -> RawFd {
+        if d == UP {
+            self.client
+        } else {
+            self.server
+        }
+    }
+
+    fn dst(&self, d: usize) -> RawFd {
+        if d == UP {
+            self.server
+        } else {
+            self.client
+        }
+    }
+
+    fn forward(&self) -> Forward {
+        self.tables.frontends[self.frontend].forward
+    }
+
+    /// Records why the connection ends; a reset or timeout outranks a clean close.
+    fn set_end(&mut self, end: End) {
+        if self.end.is_none_or(|e| e.is_close() && !end.is_close()) {
+            self.end = Some(end);
+        }
+    }
+}
+
+/// Which end of the connection a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+fn reset_of(side: Side) -> End {
+    match side {
+        Side::Client => End::ClientReset,
+        Side::Server => End::ServerReset,
+    }
+}
+
+impl Worker {
+    fn token(&self, op: Op, slot: u32, dir: usize) -> u64 {
+        Token {
+            op,
+            dir: dir as u8,
+            gen: self.slots[slot as usize].gen,
+            slot,
+        }
+        .encode()
+    }
+
+    /// A new client connection, already counted against `maxconn`.
+    pub(super) fn start_conn(&mut self, fd: RawFd, listener: usize) {
+        let Some(slot) = self.free.pop() else {
+            // admit() checks for a free slot first; keep the invariant visible anyway.
+            sys::close(fd);
+            return;
+        };
+        let frontend = self.listeners[listener].frontend;
+        let tables = self.current_tables();
+        let f = &tables.frontends[frontend];
+        let forward = f.forward;
+        let backend = f.backend;
+        let peer = if f.log { sys::peer_addr(fd) } else { None };
+        let now = Instant::now();
+        let mut conn = Box::new(Conn {
+            client: fd,
+            server: -1,
+            frontend,
+            backend,
+            tables,
+            server_idx: None,
+            attempts: 0,
+            phase: Phase::Connecting,
+            dirs: [Dir::new(forward), Dir::new(forward)],
+            inflight: 0,
+            accepted: now,
+            connect_started: now,
+            connect_ms: None,
+            active_ms: self.now_ms,
+            end: None,
+            peer,
+            target: SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))),
+            connect_timeout: Timespec::new(),
+        });
+        self.live += 1;
+        self.connect_next(slot, &mut conn);
+        self.put_back(slot, conn);
+    }
+
+    /// Returns a connection to its slot, or frees the slot if the connection is over.
+    fn put_back(&mut self, slot: u32, conn: Box<Conn>) {
+        if conn.phase == Phase::Closing && conn.inflight == 0 {
+            self.release(slot, conn);
+        } else {
+            self.slots[slot as usize].conn = Some(conn);
+        }
+    }
+
+    /// Connects to the next server in rotation (another one than last time, when the
+    /// backend has several), or ends the connection when retries are used up.
+    fn connect_next(&mut self, slot: u32, conn: &mut Conn) {
+        let table = &conn.tables.backends[conn.backend];
+        if conn.attempts > table.retries {
+            conn.set_end(End::NoServer);
+            self.begin_close(slot, conn);
+            return;
+        }
+        let cursor = &mut self.cursors[conn.backend];
+        let mut pick = None;
+        for _ in 0..table.rotation.len() {
+            let s = table.server_at(*cursor);
+            *cursor = cursor.wrapping_add(1);
+            pick = s;
+            if s != conn.server_idx || table.servers.len() == 1 {
+                break;
+            }
+        }
+        let Some(idx) = pick else {
+            conn.set_end(End::NoServer);
+            self.begin_close(slot, conn);
+            return;
+        };
+        let server = &table.servers[idx];
+        let timeout = table.timeouts.connect;
+        conn.attempts += 1;
+        conn.server_idx = Some(idx);
+        let fd = match sys::tcp_socket_for(&server.addr) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.log_fd_exhaustion(&format!("socket for {}: {e}", server.addr));
+                conn.set_end(End::NoServer);
+                self.begin_close(slot, conn);
+                return;
+            }
+        };
+        conn.server = fd;
+        conn.target = SockAddr::from(server.addr);
+        conn.connect_timeout = Timespec::from(timeout);
+        conn.connect_started = Instant::now();
+        let connect = opcode::Connect::new(Fd(fd), conn.target.as_ptr().cast(), conn.target.len())
+            .build()
+            .flags(squeue::Flags::IO_LINK)
+            .user_data(self.token(Op::Connect, slot, 0));
+        let timer = opcode::LinkTimeout::new(&conn.connect_timeout as *const Timespec)
+            .build()
+            .user_data(self.token(Op::ConnectTimeout, slot, 0));
+        conn.inflight += 2;
+        self.push_all(&[connect, timer]);
+    }
+
+    pub(super) fn on_conn_event(&mut self, token: Token, res: i32, flags: u32) {
+        let slot = token.slot;
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if entry.gen != token.gen {
+            return;
+        }
+        let Some(mut conn) = entry.conn.take() else {
+            return;
+        };
+        conn.inflight -= 1;
+        let d = token.dir as usize;
+        if conn.phase == Phase::Closing {
+            // A buffer the kernel picked for a recv we no longer want goes straight back.
+            if let (Op::Recv, Some(bid)) = (token.op, cqueue::buffer_select(flags)) {
+                self.bufs.recycle(bid);
+            }
+        } else {
+            match token.op {
+                Op::Connect => self.on_connect(slot, &mut conn, res),
+                Op::ConnectTimeout => {}
+                Op::Recv => self.on_recv(slot, &mut conn, d, res, flags),
+                Op::Send => self.on_send(slot, &mut conn, d, res),
+                Op::PollIn | Op::PollOut => {
+                    if res < 0 {
+                        let side = if token.op == Op::PollIn { d } else { 1 - d };
+                        self.abort(slot, &mut conn, side_of(side), reset_of(side_of(side)));
+                    } else {
+                        self.pump_splice(slot, &mut conn, d);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.put_back(slot, conn);
+    }
+
+    fn on_connect(&mut self, slot: u32, conn: &mut Conn, res: i32) {
+        if res < 0 {
+            sys::close(conn.server);
+            conn.server = -1;
+            self.connect_next(slot, conn);
+            return;
+        }
+        conn.connect_ms = Some(conn.connect_started.elapsed().as_secs_f64() * 1000.0);
+        conn.phase = Phase::Forwarding;
+        conn.active_ms = self.now_ms;
+        self.start_dir(slot, conn, UP);
+        self.start_dir(slot, conn, DOWN);
+    }
+
+    /// Waits for bytes from the direction's source: a recv into the buffer ring (copy) or
+    /// a readiness poll (splice).
+    fn start_dir(&mut self, slot: u32, conn: &mut Conn, d: usize) {
+        let src = conn.src(d);
+        let entry = if conn.dirs[d].splice {
+            conn.dirs[d].state = DirState::PollIn;
+            opcode::PollAdd::new(Fd(src), (libc::POLLIN | libc::POLLRDHUP) as u32)
+                .build()
+                .user_data(self.token(Op::PollIn, slot, d))
+        } else {
+            conn.dirs[d].state = DirState::Recv;
+            opcode::Recv::new(Fd(src), std::ptr::null_mut(), self.bufs.buf_size())
+                .buf_group(BUF_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+                .user_data(self.token(Op::Recv, slot, d))
+        };
+        conn.inflight += 1;
+        self.push(entry);
+    }
+
+    fn on_recv(&mut self, slot: u32, conn: &mut Conn, d: usize, res: i32, flags: u32) {
+        if res == -libc::ENOBUFS {
+            conn.dirs[d].state = DirState::WaitBuf;
+            self.buf_waiters
+                .push_back((slot, self.slots[slot as usize].gen, d as u8));
+            return;
+        }
+        if res < 0 {
+            self.abort(slot, conn, side_of(d), reset_of(side_of(d)));
+            return;
+        }
+        if res == 0 {
+            self.eof(slot, conn, d);
+            return;
+        }
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            // The kernel always names the buffer of a successful buffer-select recv.
+            self.abort(slot, conn, side_of(d), reset_of(side_of(d)));
+            return;
+        };
+        let n = res as u32;
+        conn.active_ms = self.now_ms;
+        let dir = &mut conn.dirs[d];
+        dir.bytes += n as u64;
+        if conn.tables.frontends[conn.frontend].forward == Forward::Auto {
+            dir.streak = if n == self.bufs.buf_size() {
+                dir.streak.saturating_add(1)
+            } else {
+                0
+            };
+        }
+        dir.buf = Some(HeldBuf {
+            bid,
+            sent: 0,
+            len: n,
+        });
+        self.send_held(slot, conn, d);
+    }
+
+    fn send_held(&mut self, slot: u32, conn: &mut Conn, d: usize) {
+        let Some(b) = conn.dirs[d].buf else {
+            return;
+        };
+        // SAFETY (of the pointer handed to the kernel): `sent < len <= buf_size`, inside
+        // buffer `bid`, which this direction owns until the send completes.
+        let ptr = self.bufs.ptr(b.bid).wrapping_add(b.sent as usize);
+        let entry = opcode::Send::new(Fd(conn.dst(d)), ptr, b.len - b.sent)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(self.token(Op::Send, slot, d));
+        conn.dirs[d].state = DirState::Send;
+        conn.inflight += 1;
+        self.push(entry);
+    }
+
+    fn on_send(&mut self, slot: u32, conn: &mut Conn, d: usize, res: i32) {
+        if res <= 0 {
+            let side = side_of(1 - d);
+            self.abort(slot, conn, side, reset_of(side));
+            return;
+        }
+        conn.active_ms = self.now_ms;
+        let Some(mut b) = conn.dirs[d].buf else {
+            return;
+        };
+        b.sent += res as u32;
+        if b.sent < b.len {
+            conn.dirs[d].buf = Some(b);
+            self.send_held(slot, conn, d);
+            return;
+        }
+        conn.dirs[d].buf = None;
+        self.bufs.recycle(b.bid);
+        let dir = &mut conn.dirs[d];
+        if dir.streak >= AUTO_TO_SPLICE
+            && conn.tables.frontends[conn.frontend].forward == Forward::Auto
+        {
+            dir.splice = true;
+            dir.streak = 0;
+        }
+        self.start_dir(slot, conn, d);
+        self.serve_buf_waiters();
+    }
+
+    /// Restarts directions that found the buffer ring empty, while buffers last.
+    pub(super) fn serve_buf_waiters(&mut self) {
+        let mut budget = self.buf_waiters.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some((slot, gen, d)) = self.buf_waiters.pop_front() else {
+                return;
+            };
+            let entry = &mut self.slots[slot as usize];
+            if entry.gen != gen {
+                continue;
+            }
+            let Some(mut conn) = entry.conn.take() else {
+                continue;
+            };
+            if conn.phase == Phase::Forwarding && conn.dirs[d as usize].state == DirState::WaitBuf {
+                self.start_dir(slot, &mut conn, d as usize);
+            }
+            self.put_back(slot, conn);
+            // One restart per returned buffer is enough; the rest wait for the next.
+            return;
+        }
+    }
+
+    /// Moves bytes with splice(2) until the source is drained, the destination is full,
+    /// or this connection has had its share of the loop turn.
+    fn pump_splice(&mut self, slot: u32, conn: &mut Conn, d: usize) {
+        let (src, dst) = (conn.src(d), conn.dst(d));
+        let mut moved = 0usize;
+        for _ in 0..SPLICE_ROUNDS {
+            if conn.dirs[d].in_pipe > 0 {
+                let Some(pipe) = conn.dirs[d].pipe.as_ref() else {
+                    return;
+                };
+                match sys::splice(pipe.read, dst, conn.dirs[d].in_pipe) {
+                    Ok(Spliced::Moved(m)) => {
+                        conn.dirs[d].in_pipe -= m;
+                        conn.active_ms = self.now_ms;
+                    }
+                    Ok(Spliced::WouldBlock | Spliced::Eof) => {}
+                    Err(_) => {
+                        let side = side_of(1 - d);
+                        self.abort(slot, conn, side, reset_of(side));
+                        return;
+                    }
+                }
+                if conn.dirs[d].in_pipe > 0 {
+                    conn.dirs[d].state = DirState::PollOut;
+                    conn.inflight += 1;
+                    let entry = opcode::PollAdd::new(Fd(dst), libc::POLLOUT as u32)
+                        .build()
+                        .user_data(self.token(Op::PollOut, slot, d));
+                    self.push(entry);
+                    return;
+                }
+            }
+            if conn.dirs[d].pipe.is_none() {
+                match self.pipes.take() {
+                    Some(p) => conn.dirs[d].pipe = Some(p),
+                    None => {
+                        // No pipe to be had: this direction copies instead.
+                        conn.dirs[d].splice = false;
+                        self.start_dir(slot, conn, d);
+                        return;
+                    }
+                }
+            }
+            let Some(pipe_w) = conn.dirs[d].pipe.as_ref().map(|p| p.write) else {
+                return;
+            };
+            match sys::splice(src, pipe_w, SPLICE_CHUNK) {
+                Ok(Spliced::Moved(n)) => {
+                    conn.dirs[d].in_pipe = n;
+                    conn.dirs[d].bytes += n as u64;
+                    conn.active_ms = self.now_ms;
+                    moved += n;
+                }
+                Ok(Spliced::Eof) => {
+                    self.return_pipe(conn, d);
+                    self.eof(slot, conn, d);
+                    return;
+                }
+                Ok(Spliced::WouldBlock) => break,
+                Err(_) => {
+                    self.abort(slot, conn, side_of(d), reset_of(side_of(d)));
+                    return;
+                }
+            }
+        }
+        if conn.dirs[d].in_pipe > 0 {
+            // The round budget ran out with bytes in the pipe: flush on the next poll.
+            conn.dirs[d].state = DirState::PollOut;
+            conn.inflight += 1;
+            let entry = opcode::PollAdd::new(Fd(dst), libc::POLLOUT as u32)
+                .build()
+                .user_data(self.token(Op::PollOut, slot, d));
+            self.push(entry);
+            return;
+        }
+        self.return_pipe(conn, d);
+        if conn.forward() == Forward::Auto {
+            let dir = &mut conn.dirs[d];
+            dir.streak = if moved < AUTO_SHORT_ROUND {
+                dir.streak.saturating_add(1)
+            } else {
+                0
+            };
+            if dir.streak >= AUTO_TO_COPY {
+                dir.splice = false;
+                dir.streak = 0;
+            }
+        }
+        self.start_dir(slot, conn, d);
+    }
+
+    fn return_pipe(&mut self, conn: &mut Conn, d: usize) {
+        if let Some(p) = conn.dirs[d].pipe.take() {
+            if conn.dirs[d].in_pipe == 0 {
+                self.pipes.give(p);
+            } else {
+                self.pipes.discard(p);
+            }
+            conn.dirs[d].in_pipe = 0;
+        }
+    }
+
+    /// The source of direction `d` sent FIN: pass it on and finish when both are done.
+    fn eof(&mut self, slot: u32, conn: &mut Conn, d: usize) {
+        conn.dirs[d].state = DirState::Done;
+        sys::shutdown_write(conn.dst(d));
+        conn.set_end(if d == UP {
+            End::ClientClose
+        } else {
+            End::ServerClose
+        });
+        if conn.dirs.iter().all(|x| x.state == DirState::Done) {
+            self.begin_close(slot, conn);
+        }
+    }
+
+    /// `side` failed (reset, or an error on its socket): the other side gets a reset too.
+    fn abort(&mut self, slot: u32, conn: &mut Conn, side: Side, end: End) {
+        conn.set_end(end);
+        let other = match side {
+            Side::Client => conn.server,
+            Side::Server => conn.client,
+        };
+        if other >= 0 {
+            sys::set_linger_zero(other);
+        }
+        self.begin_close(slot, conn);
+    }
+
+    /// Cancels whatever is in flight; the slot is freed once the last completion is in.
+    fn begin_close(&mut self, _slot: u32, conn: &mut Conn) {
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.phase = Phase::Closing;
+        if conn.inflight > 0 {
+            let mut cancels = Vec::with_capacity(2);
+            for fd in [conn.client, conn.server] {
+                if fd >= 0 {
+                    cancels.push(cancel_fd(fd));
+                }
+            }
+            for c in cancels {
+                self.push(c);
+            }
+        }
+    }
+
+    /// Closes sockets, returns buffers and pipes, logs, and frees the slot.
+    fn release(&mut self, slot: u32, conn: Box<Conn>) {
+        let mut conn = conn;
+        for d in [UP, DOWN] {
+            if let Some(b) = conn.dirs[d].buf.take() {
+                self.bufs.recycle(b.bid);
+            }
+            self.return_pipe(&mut conn, d);
+        }
+        sys::close(conn.client);
+        if conn.server >= 0 {
+            sys::close(conn.server);
+        }
+        self.shared.release(conn.frontend);
+        let entry = &mut self.slots[slot as usize];
+        entry.gen = entry.gen.wrapping_add(1);
+        self.free.push(slot);
+        self.live -= 1;
+        if conn.tables.frontends[conn.frontend].log {
+            self.log_conn(&conn);
+        }
+        if !self.held.is_empty() {
+            self.resume_held();
+        }
+        self.serve_buf_waiters();
+    }
+
+    fn log_conn(&mut self, conn: &Conn) {
+        let backend = &conn.tables.backends[conn.backend];
+        let server = match (conn.server_idx, conn.connect_ms) {
+            (Some(i), Some(_)) => backend.servers[i].name.as_str(),
+            _ => "-",
+        };
+        let client = conn.peer.map_or_else(|| "-".to_string(), |p| p.to_string());
+        let connect = conn
+            .connect_ms
+            .map_or_else(|| "-".to_string(), |ms| format!("{ms:.3}"));
+        let id = self.id;
+        self.log_line(format_args!(
+            "conn worker={} client={} frontend={} server={}/{} connect_ms={} duration_ms={:.3} bytes_in={} bytes_out={} end={}",
+            id,
+            client,
+            conn.tables.frontends[conn.frontend].name,
+            backend.name,
+            server,
+            connect,
+            conn.accepted.elapsed().as_secs_f64() * 1000.0,
+            conn.dirs[UP].bytes,
+            conn.dirs[DOWN].bytes,
+            conn.end.unwrap_or(End::Shutdown).as_str(),
+        ));
+    }
+
+    /// Ends connections that moved no byte for longer than their idle timeout.
+    pub(super) fn expire_idle(&mut self) {
+        let now = self.now_ms;
+        for slot in 0..self.slots.len() as u32 {
+            let Some(conn) = self.slots[slot as usize].conn.as_ref() else {
+                continue;
+            };
+            if conn.phase != Phase::Forwarding {
+                continue;
+            }
+            let idle = now.saturating_sub(conn.active_ms);
+            let t = &conn.tables.backends[conn.backend].timeouts;
+            let waiting_client = conn.dirs[UP].state != DirState::Done;
+            let waiting_server = conn.dirs[DOWN].state != DirState::Done;
+            let client_due = waiting_client && idle >= t.client.as_millis() as u64;
+            let server_due = waiting_server && idle >= t.server.as_millis() as u64;
+            let end = match (client_due, server_due) {
+                (true, true) if t.server < t.client => End::ServerTimeout,
+                (true, _) => End::ClientTimeout,
+                (false, true) => End::ServerTimeout,
+                (false, false) => continue,
+            };
+            let Some(mut conn) = self.slots[slot as usize].conn.take() else {
+                continue;
+            };
+            conn.set_end(end);
+            self.begin_close(slot, &mut conn);
+            self.put_back(slot, conn);
+        }
+    }
+
+    /// Closes every connection (end of the grace period).
+    pub(super) fn abort_all(&mut self) {
+        for slot in 0..self.slots.len() as u32 {
+            let Some(mut conn) = self.slots[slot as usize].conn.take() else {
+                continue;
+            };
+            if conn.phase != Phase::Closing {
+                conn.end = Some(End::Shutdown);
+            }
+            self.begin_close(slot, &mut conn);
+            self.put_back(slot, conn);
+        }
+    }
+}
+
+fn side_of(d: usize) -> Side {
+    if d == UP {
+        Side::Client
+    } else {
+        Side::Server
+    }
+}
