@@ -222,10 +222,9 @@ fn half_close_server_first() {
     assert_eq!(line.end(), HALF_CLOSE_SERVER_FIRST_END, "{}", line.line);
 }
 
-/// What ringlb logs when the client half-closes first and the server closes last.
-const HALF_CLOSE_CLIENT_FIRST_END: &str = "server_close";
-/// What ringlb logs when the server half-closes first and the client closes last.
-const HALF_CLOSE_SERVER_FIRST_END: &str = "client_close";
+/// end= names the side whose FIN came first (a later reset or timeout would override it).
+const HALF_CLOSE_CLIENT_FIRST_END: &str = "client_close";
+const HALF_CLOSE_SERVER_FIRST_END: &str = "server_close";
 
 /// A backend that resets its connection must reach the client as a reset, not a clean EOF.
 #[test]
