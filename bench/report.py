@@ -75,16 +75,42 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def spread(values):
+    """(max - min) / median over the rounds: how far apart the rounds were."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2 or not statistics.median(values):
+        return 0.0
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def winner(cs, key, spread_key, best):
+    """The best mode by key; marked '(tie)' when its lead over the runner-up is within the
+    rounds' own spread (half the larger max-min range of the two)."""
+    ranked = sorted((m for m in cs if cs[m][key] is not None), key=lambda m: cs[m][key], reverse=best == max)
+    if not ranked:
+        return "n/a"
+    name = ranked[0][7:]
+    if len(ranked) > 1:
+        a, b = cs[ranked[0]], cs[ranked[1]]
+        lead = abs(a[key] - b[key]) / b[key] if b[key] else 0
+        if lead <= max(a[spread_key], b[spread_key]) / 2:
+            return f"{name} (tie with {ranked[1][7:]})"
+    return name
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
 def report(meta_path, raw_path):
-    meta = {}
+    meta, notes = {}, []
     with open(meta_path, encoding="utf-8") as f:
         for line in f:
             k, _, v = line.rstrip("\n").partition("\t")
-            meta[k] = v
+            if k == "note":
+                notes.append(v)
+            else:
+                meta[k] = v
     clk = int(meta["clk_tck"])
     with open(raw_path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
@@ -125,6 +151,8 @@ def report(meta_path, raw_path):
                 }
                 c["rate"] = c["gbps"] if bulk else c["rps"]
                 c["cpu"] = c["cpu_gb"] if bulk else c["cpu_req"]
+                c["rate_spread"] = spread(r["gbps" if bulk else "rps"] for r in rs)
+                c["cpu_spread"] = spread(r["cpu_gb" if bulk else "cpu_req"] for r in rs)
                 cell[t, l, b] = c
 
     out = []
@@ -153,6 +181,9 @@ def report(meta_path, raw_path):
         "CPU is µs/req (s/GB for 100 MiB); rate > 1 and CPU < 1 are better than HAProxy."
     )
 
+    for n in notes:
+        w(f"- **left out:** {n} (its runs count as failed)")
+
     for l in loads:
         w("")
         w(f"### {l}: {LOADS[l]}")
@@ -171,7 +202,7 @@ def report(meta_path, raw_path):
                 cr = ratio(c["cpu"], base and base["cpu"])
                 errs = str(c["errors"])
                 if c["failed"]:
-                    errs += f", {c['failed']}/{c['rounds']} runs failed"
+                    errs = f"{c['failed']}/{c['rounds']} runs failed" + (f", {errs}" if c["errors"] else "")
                 w(
                     f"| {t} | {LABEL[b]} | {fmt(c['rps'], ',.0f')} | {fmt(c['gbps'], '.3g')} | "
                     f"{fmt_latency(c['p99'])} | {fmt(c['cpu_req'], ',.1f')} | {fmt(c['cpu_gb'], '.3g')} | "
@@ -179,31 +210,36 @@ def report(meta_path, raw_path):
                 )
 
     modes = [b for b in bals if b.startswith("ringlb-")]
-    if len(modes) > 1:
+    table = []
+    wins = {m: [0, 0] for m in modes}
+    for l in loads:
+        for t in threads:
+            cs = {m: cell[t, l, m] for m in modes if (t, l, m) in cell and cell[t, l, m]["rate"] is not None}
+            if not cs:
+                continue
+            fast = winner(cs, "rate", "rate_spread", max)
+            lean = winner(cs, "cpu", "cpu_spread", min)
+            wins.get("ringlb-" + fast.split()[0], [0, 0])[0] += 1
+            wins.get("ringlb-" + lean.split()[0], [0, 0])[1] += 1
+            unit = ".3g" if l == "bulk" else ",.0f"
+            rates = " | ".join(fmt(cs[m]["rate"], unit) if m in cs else "n/a" for m in modes)
+            cpus = " | ".join(fmt(cs[m]["cpu"], ".3g" if l == "bulk" else ".1f") if m in cs else "n/a" for m in modes)
+            table.append(f"| {l} | {t} | {rates} | {cpus} | {fast} | {lean} |")
+    if len(modes) > 1 and table:
         w("")
         w("### ringlb forward modes")
         w("")
-        w("Best mode per row (rate: highest req/s or GB/s; CPU: lowest µs/req or s/GB). "
-          "Differences under about 5% are within run-to-run noise on this machine.")
+        w("Rate is req/s (GB/s for bulk), CPU is µs/req (s/GB for bulk). A winner is marked as a tie "
+          "when its lead is within the spread of the rounds.")
         w("")
-        w("| load | T | " + " | ".join(f"{m[7:]} rate" for m in modes) + " | fastest | least CPU |")
-        w("|---|--:|" + "--:|" * len(modes) + "---|---|")
-        wins = {m: [0, 0] for m in modes}
-        for l in loads:
-            for t in threads:
-                cs = {m: cell.get((t, l, m)) for m in modes}
-                cs = {m: c for m, c in cs.items() if c and c["rate"] is not None}
-                if not cs:
-                    continue
-                fast = max(cs, key=lambda m: cs[m]["rate"])
-                lean = min(cs, key=lambda m: cs[m]["cpu"] if cs[m]["cpu"] is not None else float("inf"))
-                wins[fast][0] += 1
-                wins[lean][1] += 1
-                unit = ".3g" if l == "bulk" else ",.0f"
-                rates = " | ".join(fmt(cs[m]["rate"], unit) if m in cs else "n/a" for m in modes)
-                w(f"| {l} | {t} | {rates} | {fast[7:]} | {lean[7:]} |")
+        w("| load | T | " + " | ".join(f"{m[7:]} rate" for m in modes) + " | "
+          + " | ".join(f"{m[7:]} CPU" for m in modes) + " | fastest | least CPU |")
+        w("|---|--:|" + "--:|" * (2 * len(modes)) + "---|---|")
+        for line in table:
+            w(line)
         w("")
-        w("Rows won (fastest / least CPU): " + ", ".join(f"{m[7:]} {a}/{b}" for m, (a, b) in wins.items()) + ".")
+        w("Rows won, ties included (fastest / least CPU): "
+          + ", ".join(f"{m[7:]} {a}/{b}" for m, (a, b) in wins.items()) + ".")
 
     w("")
     w("<details><summary>every run</summary>")
