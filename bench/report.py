@@ -162,9 +162,11 @@ def report(meta_path, raw_path):
     w(f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), Linux {meta['kernel']}")
     vers = [f"HAProxy {meta['haproxy']}", f"nginx {meta['nginx']}", f"wrk {meta['wrk']}"]
     if "ringlb" in meta:
-        vers.append(f"{meta['ringlb']} (git {meta['git']})")
+        vers.append(f"{meta['ringlb']} ({meta['ringlb_src']})")
     w(f"- versions: {', '.join(vers)}")
     w(f"- command: `{meta['command']}`")
+    if "loadavg" in meta:
+        w(f"- load average (1, 5, 15 min): {meta['loadavg']}")
     target = meta["target"] + (f" from netns {meta['netns']}" if meta.get("netns") else "")
     w(
         f"- {meta['rounds']} round(s) of {meta['duration']} s per balancer and load, balancers run "
