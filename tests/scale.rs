@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
@@ -111,20 +111,24 @@ fn settled_fds(lb: &Ringlb) -> Vec<String> {
     panic!("descriptor count of ringlb never settled");
 }
 
-/// One client connection of the given kind; panics if it does not behave as that kind must.
-fn exercise(
-    kind: usize,
-    i: usize,
+/// The frontends of the leak test, one per way a connection can end.
+#[derive(Clone, Copy)]
+struct LeakFrontends {
     splice: SocketAddr,
     copy: SocketAddr,
-    reset_fe: SocketAddr,
-    dead_fe: SocketAddr,
-) {
+    reset: SocketAddr,
+    dead: SocketAddr,
+    blackhole: SocketAddr,
+    idle: SocketAddr,
+}
+
+/// One client connection of kind `i % 5`; panics if it does not behave as that kind must.
+fn exercise(fe: LeakFrontends, i: usize) {
     let data = seeded_bytes(i as u64, 1024 * (1 + i % 256));
-    match kind {
+    match i % 5 {
         // Normal exchange, alternately through a splice and a copy frontend.
-        0 | 1 => {
-            let mut c = connect(if kind == 0 { splice } else { copy });
+        kind @ (0 | 1) => {
+            let mut c = connect(if kind == 0 { fe.splice } else { fe.copy });
             let mut writer = c.try_clone().unwrap();
             let to_send = data.clone();
             let w = thread::spawn(move || {
@@ -137,7 +141,7 @@ fn exercise(
         }
         // The client resets mid-stream.
         2 => {
-            let mut c = connect(splice);
+            let mut c = connect(fe.splice);
             c.write_all(&data[..data.len().min(16 * 1024)])
                 .expect("write");
             let mut buf = [0u8; 512];
@@ -146,7 +150,7 @@ fn exercise(
         }
         // The server resets.
         3 => {
-            let mut c = connect(reset_fe);
+            let mut c = connect(fe.reset);
             c.write_all(b"hello").expect("write");
             let mut buf = [0u8; 64];
             match c.read(&mut buf) {
@@ -156,7 +160,7 @@ fn exercise(
         }
         // No server accepts.
         _ => {
-            let mut c = connect(dead_fe);
+            let mut c = connect(fe.dead);
             let mut buf = [0u8; 64];
             match c.read(&mut buf) {
                 Ok(0) => {}
@@ -167,15 +171,53 @@ fn exercise(
     }
 }
 
-/// Pushes a few hundred connections of every kind through two workers, then requires the
-/// process's descriptor count to come back exactly to where it started.
+/// Connections whose first connect times out before the next server answers.
+fn exercise_connect_timeouts(fe: LeakFrontends, n: usize) {
+    for i in 0..n {
+        let mut c = connect(fe.blackhole);
+        let msg = format!("slow {i}");
+        c.write_all(msg.as_bytes()).expect("write");
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back)
+            .expect("echo after a connect timeout");
+        assert_eq!(back, msg.as_bytes());
+    }
+}
+
+/// Connections left idle, all at once, until the balancer times them out.
+fn exercise_idle_timeouts(fe: LeakFrontends, n: usize) {
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(fe.idle)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let msg = format!("idle {i}");
+        c.write_all(msg.as_bytes()).expect("write");
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).expect("echo");
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut buf = [0u8; 16];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("idle connection {i}: expected a close, got {other:?}"),
+        }
+    }
+}
+
+/// Pushes a few hundred connections of every kind through two workers — normal, reset by
+/// either side, refused by every server, failed over after a connect timeout, closed by an
+/// idle timeout — then requires the process's descriptor count to come back exactly to
+/// where it started.
 #[test]
 fn no_descriptor_leak() {
     const CONNS: usize = 400;
     const THREADS: usize = 4;
+    const SLOW: usize = 6;
+    const IDLE: usize = 20;
     let echo = Backend::echo();
     let resetter = Backend::resetter();
-    let [p_splice, p_copy, p_reset, p_dead] = [free_port(), free_port(), free_port(), free_port()];
+    let blackhole = FullBacklog::new();
+    let ports = [(); 6].map(|_| free_port());
+    let [p_splice, p_copy, p_reset, p_dead, p_blackhole, p_idle] = ports;
     let cfg = format!(
         r#"{{
   "workers": 2,
@@ -183,43 +225,60 @@ fn no_descriptor_leak() {
     {{ "name": "splice", "bind": ["127.0.0.1:{p_splice}"], "backend": "echo", "forward": "splice", "log": true }},
     {{ "name": "copy", "bind": ["127.0.0.1:{p_copy}"], "backend": "echo", "forward": "copy", "log": true }},
     {{ "name": "reset", "bind": ["127.0.0.1:{p_reset}"], "backend": "reset", "log": true }},
-    {{ "name": "dead", "bind": ["127.0.0.1:{p_dead}"], "backend": "dead", "log": true }}
+    {{ "name": "dead", "bind": ["127.0.0.1:{p_dead}"], "backend": "dead", "log": true }},
+    {{ "name": "blackhole", "bind": ["127.0.0.1:{p_blackhole}"], "backend": "blackhole", "log": true }},
+    {{ "name": "idle", "bind": ["127.0.0.1:{p_idle}"], "backend": "idle", "log": true }}
   ],
   "backends": [
-    {{ "name": "echo", "servers": {} }},
-    {{ "name": "reset", "servers": {} }},
-    {{ "name": "dead", "retries": 1, "servers": {} }}
+    {{ "name": "echo", "servers": {echo} }},
+    {{ "name": "reset", "servers": {reset} }},
+    {{ "name": "dead", "retries": 1, "servers": {dead} }},
+    {{ "name": "blackhole", "retries": 1, "timeouts": {{ "connect": "300ms" }},
+       "servers": {blackhole} }},
+    {{ "name": "idle", "timeouts": {{ "client": "300ms" }}, "servers": {echo} }}
   ]
 }}"#,
-        servers(&[echo.addr()]),
-        servers(&[resetter.addr()]),
-        servers(&[refused_addr(), refused_addr()]),
+        echo = servers(&[echo.addr()]),
+        reset = servers(&[resetter.addr()]),
+        dead = servers(&[refused_addr(), refused_addr()]),
+        blackhole = servers(&[blackhole.addr(), echo.addr()]),
     );
     let lb = Ringlb::start(&cfg);
     let before = settled_fds(&lb);
 
-    let addrs = [p_splice, p_copy, p_reset, p_dead].map(frontend);
-    let workers: Vec<_> = (0..THREADS)
+    let fe = LeakFrontends {
+        splice: frontend(p_splice),
+        copy: frontend(p_copy),
+        reset: frontend(p_reset),
+        dead: frontend(p_dead),
+        blackhole: frontend(p_blackhole),
+        idle: frontend(p_idle),
+    };
+    let mut clients: Vec<_> = (0..THREADS)
         .map(|t| {
             thread::spawn(move || {
                 for i in (t..CONNS).step_by(THREADS) {
-                    exercise(i % 5, i, addrs[0], addrs[1], addrs[2], addrs[3]);
+                    exercise(fe, i);
                 }
             })
         })
         .collect();
-    for w in workers {
-        if w.join().is_err() {
+    clients.push(thread::spawn(move || exercise_connect_timeouts(fe, SLOW)));
+    clients.push(thread::spawn(move || exercise_idle_timeouts(fe, IDLE)));
+    for c in clients {
+        if c.join().is_err() {
             panic!("a client thread failed; log tail:\n{}", tail(&lb.log()));
         }
     }
 
+    let total = CONNS + SLOW + IDLE;
     let logged = wait_for(Duration::from_secs(10), || {
-        (lb.conn_lines().len() >= CONNS).then_some(())
+        (lb.conn_lines().len() >= total).then_some(())
     });
     assert!(
         logged.is_some(),
-        "not every connection was logged as closed"
+        "only {} of {total} connections logged as closed",
+        lb.conn_lines().len()
     );
     let back = wait_for(Duration::from_secs(10), || {
         (lb.fd_count() == before.len()).then_some(())
