@@ -520,7 +520,15 @@ impl Backend {
     where
         F: Fn(TcpStream) + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        Backend::spawn_at("127.0.0.1:0", timeout, handler)
+    }
+
+    /// Like `spawn_with_timeout`, listening on `bind` (e.g. `[::1]:0`).
+    pub fn spawn_at<F>(bind: &str, timeout: Duration, handler: F) -> Backend
+    where
+        F: Fn(TcpStream) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(bind).expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(handler);
@@ -554,7 +562,12 @@ impl Backend {
 
     /// Echoes everything back; on EOF, half-closes its side and closes.
     pub fn echo() -> Backend {
-        Backend::spawn(|mut s| {
+        Backend::echo_at("127.0.0.1:0")
+    }
+
+    /// `echo` listening on `bind`.
+    pub fn echo_at(bind: &str) -> Backend {
+        Backend::spawn_at(bind, IO_TIMEOUT, |mut s| {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
                 match s.read(&mut buf) {
