@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::drop::DropCounts;
+use crate::drops::DropCounts;
 use crate::time::Interval;
 use crate::wire::{AdvertRepr, ChecksumMode, EmitError, Family, Packet, Version, VirtualAddrs};
 

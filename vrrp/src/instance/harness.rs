@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Event, Instance, Transmit};
 use crate::config::Config;
-use crate::drop::DropReason;
+use crate::drops::DropReason;
 use crate::time::Instant;
 use crate::wire::RxMeta;
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::config::{Config, ConfigError};
-use crate::drop::DropReason;
+use crate::drops::DropReason;
 use crate::time::{master_down_interval, skew_time, Instant, Interval};
 use crate::wire::{AdvertRepr, Auth, Family, Packet, RxMeta, Version};
 

@@ -3,7 +3,7 @@
 
 use super::vectors::*;
 use super::{AdvertRepr, ChecksumMode, Family, Packet, RxMeta};
-use crate::drop::DropReason;
+use crate::drops::DropReason;
 
 fn parse(bytes: &[u8], rx: &RxMeta) -> Result<AdvertRepr, DropReason> {
     AdvertRepr::parse(

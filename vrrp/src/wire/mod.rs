@@ -5,8 +5,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::drop::DropReason;
+use crate::drops::DropReason;
 
+mod addrs;
+mod auth;
 mod checksum;
 mod packet;
 mod repr;
@@ -18,9 +20,11 @@ mod malformed;
 #[cfg(test)]
 pub(crate) mod vectors;
 
+pub use addrs::VirtualAddrs;
+pub use auth::Auth;
 pub use checksum::vrrp_checksum;
 pub use packet::{field, Packet};
-pub use repr::{AdvertRepr, Auth, EmitError, ReprError, VirtualAddrs};
+pub use repr::{AdvertRepr, EmitError, ReprError};
 
 /// IP protocol number of VRRP (both versions).
 pub const PROTOCOL: u8 = 112;

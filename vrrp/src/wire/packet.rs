@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::checksum;
 use super::{ChecksumMode, Family};
-use crate::drop::DropReason;
+use crate::drops::DropReason;
 
 /// Byte offsets of the VRRP header (RFC 9568 §5.1, RFC 3768 §5.1).
 ///

@@ -4,121 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::packet::{field, TYPE_ADVERTISEMENT};
-use super::{ChecksumMode, Family, Packet, RxMeta, Version};
-use crate::drop::DropReason;
+use super::{Auth, ChecksumMode, Family, Packet, RxMeta, Version, VirtualAddrs};
+use crate::drops::DropReason;
 use crate::time::Interval;
-
-/// The virtual addresses of a router, all of one family.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum VirtualAddrs {
-    V4(Vec<Ipv4Addr>),
-    V6(Vec<Ipv6Addr>),
-}
-
-impl VirtualAddrs {
-    pub fn family(&self) -> Family {
-        match self {
-            VirtualAddrs::V4(_) => Family::Ipv4,
-            VirtualAddrs::V6(_) => Family::Ipv6,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            VirtualAddrs::V4(a) => a.len(),
-            VirtualAddrs::V6(a) => a.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The addresses in order.
-    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        let (v4, v6) = match self {
-            VirtualAddrs::V4(a) => (a.as_slice(), &[][..]),
-            VirtualAddrs::V6(a) => (&[][..], a.as_slice()),
-        };
-        v4.iter()
-            .map(|&a| IpAddr::V4(a))
-            .chain(v6.iter().map(|&a| IpAddr::V6(a)))
-    }
-
-    /// True if both hold the same addresses, in any order.
-    pub fn same_set(&self, other: &VirtualAddrs) -> bool {
-        let mut a: Vec<IpAddr> = self.iter().collect();
-        let mut b: Vec<IpAddr> = other.iter().collect();
-        a.sort_unstable();
-        a.dedup();
-        b.sort_unstable();
-        b.dedup();
-        a == b
-    }
-}
-
-impl From<Vec<Ipv4Addr>> for VirtualAddrs {
-    fn from(addrs: Vec<Ipv4Addr>) -> VirtualAddrs {
-        VirtualAddrs::V4(addrs)
-    }
-}
-
-impl From<Vec<Ipv6Addr>> for VirtualAddrs {
-    fn from(addrs: Vec<Ipv6Addr>) -> VirtualAddrs {
-        VirtualAddrs::V6(addrs)
-    }
-}
-
-/// VRRPv2 authentication (RFC 3768 §5.3.6 keeps the field for RFC 2338 compatibility).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Auth {
-    /// Type 0. The data is sent as zeros and ignored on receipt. The only choice for VRRPv3.
-    #[default]
-    None,
-    /// Type 1, the RFC 2338 simple text password (keepalived `auth_type PASS`), zero-padded.
-    Password([u8; 8]),
-    /// Any other type as received. Type 2 is IP AH, whose adverts sit behind an AH header this
-    /// crate does not parse.
-    Other { auth_type: u8, data: [u8; 8] },
-}
-
-impl Auth {
-    /// A password of at most 8 bytes, zero-padded; `None` if longer (keepalived would truncate).
-    pub fn password(pass: &[u8]) -> Option<Auth> {
-        let mut data = [0; 8];
-        data.get_mut(..pass.len())?.copy_from_slice(pass);
-        Some(Auth::Password(data))
-    }
-
-    /// The auth type field.
-    pub const fn auth_type(&self) -> u8 {
-        match self {
-            Auth::None => 0,
-            Auth::Password(_) => 1,
-            Auth::Other { auth_type, .. } => *auth_type,
-        }
-    }
-
-    /// The 8 bytes of authentication data as sent.
-    pub const fn data(&self) -> [u8; 8] {
-        match self {
-            Auth::None => [0; 8],
-            Auth::Password(data) | Auth::Other { data, .. } => *data,
-        }
-    }
-
-    fn from_wire(auth_type: u8, data: &[u8]) -> Auth {
-        let mut d = [0; 8];
-        if data.len() == d.len() {
-            d.copy_from_slice(data);
-        }
-        match auth_type {
-            0 => Auth::None,
-            1 => Auth::Password(d),
-            auth_type => Auth::Other { auth_type, data: d },
-        }
-    }
-}
 
 /// An [`AdvertRepr`] that cannot be put on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -542,8 +430,6 @@ mod tests {
                 data: *b"secret\0\0"
             }
         );
-        assert_eq!(Auth::password(b"123456789"), None);
-        assert_eq!(Auth::password(b"").unwrap().data(), [0; 8]);
     }
 
     #[test]
