@@ -23,7 +23,7 @@ pub(crate) mod vectors;
 pub use addrs::VirtualAddrs;
 pub use auth::Auth;
 pub use checksum::vrrp_checksum;
-pub use packet::{field, Packet};
+pub use packet::{field, Packet, TYPE_ADVERTISEMENT};
 pub use repr::{AdvertRepr, EmitError, ReprError};
 
 /// IP protocol number of VRRP (both versions).
