@@ -528,7 +528,7 @@ impl Backend {
     where
         F: Fn(TcpStream) + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind(bind).expect("bind backend");
+        let listener = listen(bind.parse().expect("backend bind address"), BACKEND_BACKLOG);
         let addr = listener.local_addr().expect("backend addr");
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(handler);
@@ -647,27 +647,33 @@ impl Drop for Backend {
     }
 }
 
+/// Accept queue length of test backends. With std's 128, a burst of connects from the
+/// balancer overflows the queue; the kernel then drops the handshake's last ACK, and a
+/// connection on which the server is to speak first stays half-open for good.
+const BACKEND_BACKLOG: i32 = 4096;
+
+/// A TCP listener on `addr` with an accept queue of `backlog` connections.
+fn listen(addr: SocketAddr, backlog: i32) -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket.bind(&addr.into()).expect("bind");
+    socket.listen(backlog).expect("listen");
+    socket.into()
+}
+
 /// A listener whose accept queue is full: further SYNs to it are dropped by the kernel, so a
 /// connect to it neither succeeds nor is refused until the connecting side gives up.
 pub struct FullBacklog {
     addr: SocketAddr,
-    _listener: socket2::Socket,
+    _listener: TcpListener,
     _fillers: Vec<TcpStream>,
 }
 
 impl FullBacklog {
     pub fn new() -> FullBacklog {
-        use socket2::{Domain, Socket, Type};
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        listener.bind(&any.into()).expect("bind");
         // Backlog 1: the queue is full after two unaccepted connections.
-        listener.listen(1).expect("listen");
-        let addr = listener
-            .local_addr()
-            .expect("local addr")
-            .as_socket()
-            .expect("inet addr");
+        let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 1);
+        let addr = listener.local_addr().expect("local addr");
         let mut fillers = Vec::new();
         for _ in 0..200 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {

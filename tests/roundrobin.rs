@@ -1,4 +1,5 @@
-//! Server selection: weighted round robin gives each server exactly its share.
+//! Server selection through the real binary: weighted round robin gives each server its
+//! exact share.
 
 mod common;
 
