@@ -160,12 +160,9 @@ fn exercise(fe: LeakFrontends, i: usize) {
         }
         // No server accepts.
         _ => {
-            let mut c = connect(fe.dead);
-            let mut buf = [0u8; 64];
-            match c.read(&mut buf) {
-                Ok(0) => {}
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-                other => panic!("connection {i}: expected a close, got {other:?}"),
+            let (_, connected) = connect_from_known_port(fe.dead);
+            if let Err(e) = closed_by_peer(connected) {
+                panic!("connection {i}: {e}");
             }
         }
     }

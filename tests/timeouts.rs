@@ -107,18 +107,9 @@ fn all_servers_refused_closes_client() {
     let lb = Ringlb::start(&cfg);
 
     let start = Instant::now();
-    let mut client = connect(frontend(port));
-    let local = client.local_addr().unwrap();
-    // The write may race with the close; either outcome is fine.
-    let _ = client.write_all(b"anyone there?");
-    let mut buf = [0u8; 64];
-    match client.read(&mut buf) {
-        Ok(0) => {}
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-        other => panic!(
-            "expected the connection closed, read gave {other:?}; log:\n{}",
-            lb.log()
-        ),
+    let (local, connected) = connect_from_known_port(frontend(port));
+    if let Err(e) = closed_by_peer(connected) {
+        panic!("with every server refusing: {e}; log:\n{}", lb.log());
     }
     let took = start.elapsed();
     assert!(

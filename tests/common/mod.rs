@@ -68,6 +68,48 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Connects from a local address chosen before the connect, so the caller knows it (to
+/// find the connection's log line) even when the connect fails. A balancer that resets a
+/// connection right after accepting it can make the connect itself report
+/// `ConnectionReset`: the RST lands before the kernel hands the connected socket back.
+pub fn connect_from_known_port(addr: SocketAddr) -> (SocketAddr, io::Result<TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    let any = match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+    };
+    socket.bind(&any.into()).expect("bind client socket");
+    let local = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("client address");
+    let result = socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .map(|()| {
+            let stream = TcpStream::from(socket);
+            set_timeouts(&stream, IO_TIMEOUT);
+            stream
+        });
+    (local, result)
+}
+
+/// Whether a connection was closed by its peer: EOF or a reset, on connect or on read.
+pub fn closed_by_peer(connected: io::Result<TcpStream>) -> Result<(), String> {
+    let mut stream = match connected {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+        Err(e) => return Err(format!("connect failed: {e}")),
+    };
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
+        other => Err(format!("expected a close, read gave {other:?}")),
+    }
+}
+
 pub fn set_timeouts(stream: &TcpStream, timeout: Duration) {
     stream
         .set_read_timeout(Some(timeout))
