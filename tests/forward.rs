@@ -212,6 +212,10 @@ fn slow_consumers_get_every_byte() {
         loop {
             match s.read(&mut buf) {
                 Ok(0) => break,
+                Ok(n) if hasher_input.len() + n > LEN => {
+                    let _ = tx.send(Err(ErrorKind::InvalidData));
+                    return;
+                }
                 Ok(n) => {
                     hasher_input.extend_from_slice(&buf[..n]);
                     if hasher_input.len() % (64 * 1024) < n {
@@ -237,6 +241,7 @@ fn slow_consumers_get_every_byte() {
         loop {
             match client.read(&mut buf) {
                 Ok(0) => break,
+                Ok(n) if got.len() + n > LEN => panic!("{mode}: slow download: too many bytes"),
                 Ok(n) => {
                     got.extend_from_slice(&buf[..n]);
                     if got.len() % (64 * 1024) < n {

@@ -262,7 +262,11 @@ pub fn write_seeded(w: &mut impl Write, seed: u64, len: usize) -> io::Result<[u8
     }
 }
 
-/// Reads `r` to EOF; returns the byte count and sha256 of what was read.
+/// More than any test sends on one connection: a peer past it is runaway, not slow.
+pub const MAX_TRANSFER: u64 = 1 << 30;
+
+/// Reads `r` to EOF; returns the byte count and sha256 of what was read. Fails past
+/// `MAX_TRANSFER` bytes, so that a peer that never stops cannot keep a test running.
 pub fn hash_to_eof(r: &mut impl Read) -> io::Result<(u64, [u8; 32])> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
@@ -273,6 +277,9 @@ pub fn hash_to_eof(r: &mut impl Read) -> io::Result<(u64, [u8; 32])> {
             return Ok((total, hasher.finalize().into()));
         }
         total += n as u64;
+        if total > MAX_TRANSFER {
+            return Err(io::Error::other("peer sent more than MAX_TRANSFER bytes"));
+        }
         hasher.update(&buf[..n]);
     }
 }
