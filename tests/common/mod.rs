@@ -495,7 +495,7 @@ fn bind_addrs(config: &str) -> Vec<SocketAddr> {
 }
 
 /// Runs `ringlb -c FILE --check` on `config` written to a temp file named `file_name`.
-/// Returns the output and the path passed on the command line.
+/// Returns the output and the path passed on the command line (removed by then).
 pub fn run_check(file_name: &str, config: &str) -> (Output, PathBuf) {
     let dir = temp_dir("check");
     let path = dir.join(file_name);
@@ -507,6 +507,8 @@ pub fn run_check(file_name: &str, config: &str) -> (Output, PathBuf) {
         .stdin(Stdio::null())
         .output()
         .expect("run ringlb --check");
+    // The path only labels the messages from here on.
+    let _ = fs::remove_dir_all(&dir);
     (output, path)
 }
 
