@@ -1,0 +1,61 @@
+//! Active health checks: which address each server is checked at, the per-server state
+//! machine (`state`), one check in flight (`probe`) and the thread that runs them all
+//! (`checker`). A server goes DOWN after `fall` failed checks in a row and UP after `rise`
+//! passed ones; its first result decides at once.
+#![allow(dead_code)]
+
+mod checker;
+mod probe;
+mod state;
+
+use std::net::SocketAddr;
+
+use crate::config::{HealthCheck, Server};
+
+pub use checker::{Checker, PassiveReporter};
+
+/// One server to check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// `backend/server`, as in the log lines.
+    pub label: String,
+    /// Where the checks connect.
+    pub addr: SocketAddr,
+    pub check: HealthCheck,
+}
+
+impl Target {
+    /// The target for `server` of backend `backend`, checked at [`check_addr`].
+    pub fn new(backend: &str, server: &Server, check: &HealthCheck) -> Target {
+        Target {
+            label: format!("{backend}/{}", server.name),
+            addr: check_addr(server, check),
+            check: check.clone(),
+        }
+    }
+}
+
+/// A server that changed state, as given to `on_change`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Index in the targets given to `Checker::spawn` or `Checker::replace`.
+    pub target: usize,
+    pub up: bool,
+    /// The log line without its `ringlb: ` prefix, e.g.
+    /// `server webfarm/web1 is DOWN: HTTP 503 (3/3 checks failed, last after 12 ms)`.
+    pub reason: String,
+}
+
+/// `server.check_addr`, else `server.addr` with its port replaced by the check's `port`.
+pub fn check_addr(server: &Server, check: &HealthCheck) -> SocketAddr {
+    server.check_addr.unwrap_or_else(|| {
+        let mut addr = server.addr;
+        if let Some(port) = check.port {
+            addr.set_port(port);
+        }
+        addr
+    })
+}
+
+#[cfg(test)]
+mod tests;
