@@ -242,32 +242,8 @@ impl Engine {
             if !self.control(now, &mut changes) {
                 return;
             }
-            for i in 0..self.slots.len() {
-                let slot = &mut self.slots[i];
-                if slot.probe.is_none() && slot.health.next_check_at() <= now {
-                    match Probe::start(slot.target.addr, now) {
-                        Started::InFlight(p) => slot.probe = Some(p),
-                        Started::Done(r) => self.record(i, now, r, &mut changes),
-                    }
-                }
-            }
-
-            pollfds.clear();
-            polled.clear();
-            pollfds.push(pollfd(self.waker.fd.as_raw_fd(), libc::POLLIN));
-            let mut wake_at = None::<Instant>;
-            for (i, slot) in self.slots.iter().enumerate() {
-                let at = match &slot.probe {
-                    Some(p) => {
-                        pollfds.push(pollfd(p.fd(), p.events()));
-                        polled.push(i);
-                        p.deadline(&slot.plan)
-                    }
-                    None => slot.health.next_check_at(),
-                };
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-            }
-            let timeout = wake_at.map_or(-1, |at| poll_millis(at.saturating_duration_since(now)));
+            self.start_due(now, &mut changes);
+            let timeout = self.poll_set(now, &mut pollfds, &mut polled);
             self.publish(changes);
             // SAFETY: `pollfds` is a live, initialised array of `pollfds.len()` entries,
             // each on an fd owned by the waker or a probe that outlives the call.
@@ -280,29 +256,77 @@ impl Engine {
                 }
                 continue;
             }
-
-            let now = Instant::now();
             let mut changes = Vec::new();
-            for (pfd, &i) in pollfds[1..].iter().zip(&polled) {
-                if pfd.revents == 0 {
-                    continue;
-                }
-                let slot = &mut self.slots[i];
-                if let Some(result) = slot.probe.as_mut().and_then(|p| p.advance(&slot.plan, now)) {
-                    slot.probe = None;
-                    self.record(i, now, result, &mut changes);
-                }
-            }
-            for i in 0..self.slots.len() {
-                let slot = &mut self.slots[i];
-                let Some(probe) = &slot.probe else { continue };
-                if probe.deadline(&slot.plan) <= now {
-                    let result = probe.timed_out(&slot.plan, now);
-                    slot.probe = None;
-                    self.record(i, now, result, &mut changes);
-                }
-            }
+            self.finish(Instant::now(), &pollfds, &polled, &mut changes);
             self.publish(changes);
+        }
+    }
+
+    /// Starts the checks that are due and not already running.
+    fn start_due(&mut self, now: Instant, changes: &mut Vec<StateChange>) {
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            if slot.probe.is_none() && slot.health.next_check_at() <= now {
+                match Probe::start(slot.target.addr, now) {
+                    Started::InFlight(p) => slot.probe = Some(p),
+                    Started::Done(r) => self.record(i, now, r, changes),
+                }
+            }
+        }
+    }
+
+    /// Fills `pollfds` (the waker, then every check in flight, whose slot goes in
+    /// `polled`) and returns the poll(2) timeout: until the next deadline or due check.
+    fn poll_set(
+        &self,
+        now: Instant,
+        pollfds: &mut Vec<libc::pollfd>,
+        polled: &mut Vec<usize>,
+    ) -> libc::c_int {
+        pollfds.clear();
+        polled.clear();
+        pollfds.push(pollfd(self.waker.fd.as_raw_fd(), libc::POLLIN));
+        let mut wake_at = None::<Instant>;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let at = match &slot.probe {
+                Some(p) => {
+                    pollfds.push(pollfd(p.fd(), p.events()));
+                    polled.push(i);
+                    p.deadline(&slot.plan)
+                }
+                None => slot.health.next_check_at(),
+            };
+            wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+        }
+        wake_at.map_or(-1, |at| poll_millis(at.saturating_duration_since(now)))
+    }
+
+    /// Moves on the checks poll(2) reported, then ends those past their deadline.
+    fn finish(
+        &mut self,
+        now: Instant,
+        pollfds: &[libc::pollfd],
+        polled: &[usize],
+        changes: &mut Vec<StateChange>,
+    ) {
+        for (pfd, &i) in pollfds[1..].iter().zip(polled) {
+            if pfd.revents == 0 {
+                continue;
+            }
+            let slot = &mut self.slots[i];
+            if let Some(result) = slot.probe.as_mut().and_then(|p| p.advance(&slot.plan, now)) {
+                slot.probe = None;
+                self.record(i, now, result, changes);
+            }
+        }
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let Some(probe) = &slot.probe else { continue };
+            if probe.deadline(&slot.plan) <= now {
+                let result = probe.timed_out(&slot.plan, now);
+                slot.probe = None;
+                self.record(i, now, result, changes);
+            }
         }
     }
 

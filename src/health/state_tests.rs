@@ -153,6 +153,13 @@ fn failure_reasons_read_as_documented() {
             },
             "answer does not match /^220 /",
         ),
+        (
+            Failure::ClosedBeforeExpected {
+                expected: b"OK".to_vec(),
+                got: b"\x00\xff\"\\\t".to_vec(),
+            },
+            "connection closed before \"OK\" (got \"\\x00\\xff\\\"\\\\\\t\")",
+        ),
         (Failure::Passive(3), "3 passive connect failures"),
     ];
     for (failure, text) in cases {
