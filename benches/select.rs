@@ -5,7 +5,7 @@
 // `clippy --all-targets` checks this bench with cfg(test) but without the test harness, so
 // the module's `mod tests` blocks compile with their #[test] functions stripped, leaving
 // their imports unused. The `balance` test target still checks those imports.
-#[allow(unused_imports)]
+#[allow(dead_code, unused_imports)] // the bench uses only part of the module
 #[path = "../src/balance/mod.rs"]
 mod balance;
 

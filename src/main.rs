@@ -1,7 +1,10 @@
 //! ringlb: command line, start-up (config, fd limit, listeners, workers) and the control
 //! loop that turns signals into worker commands.
 
+mod balance;
 mod config;
+mod ha;
+mod health;
 mod listener;
 mod sys;
 mod table;
@@ -11,17 +14,17 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use clap::Parser;
 use crossbeam_channel::{select, Receiver, Sender};
 use nix::sys::signal::{SigSet, Signal};
 
 use config::Config;
-use table::Tables;
+use health::Checker;
+use table::ServerRegistry;
 use worker::{Command, ListenerSpec, Shared, Worker, WorkerSpec};
 
 /// File descriptors kept out of the connection budget: listeners, rings, eventfds, logs.
@@ -102,7 +105,11 @@ fn run(config: Config, workers_override: Option<usize>) -> Result<(), String> {
         "ringlb: fd limit {nofile} allows {fd_conns} connections; maxconn {maxconn}, {workers} workers"
     );
 
-    let tables = Arc::new(ArcSwap::from_pointee(Tables::build(&config)));
+    let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone())));
+    let tables = lock(&registry).tables();
+    // Servers are checked once before the listeners open, so the first clients find
+    // the servers that are up.
+    let checker = start_health_checks(&registry)?;
     let shared = Arc::new(Shared {
         conns: AtomicU32::new(0),
         maxconn,
@@ -114,6 +121,7 @@ fn run(config: Config, workers_override: Option<usize>) -> Result<(), String> {
             .collect(),
         heartbeats: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
+        passive: checker.as_ref().map(Checker::reporter),
     });
 
     // Every worker gets its own socket for every bind, all in one SO_REUSEPORT group.
@@ -185,9 +193,61 @@ fn run(config: Config, workers_override: Option<usize>) -> Result<(), String> {
         }
     }
 
+    // VRRP starts once the workers listen, so a new master can serve at once.
+    let vrrp = ha::start(&config.vrrp.instances, shared.clone())?;
     let sig_rx = spawn_signal_thread(signals)?;
-    control_loop(&config, &controls, &sig_rx, &exit_rx, workers);
+    control_loop(&config, &controls, &sig_rx, &exit_rx, workers, vrrp);
+    drop(checker);
     Ok(())
+}
+
+fn lock(registry: &Mutex<ServerRegistry>) -> std::sync::MutexGuard<'_, ServerRegistry> {
+    // The registry stays consistent across a panic elsewhere: every change is one store.
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts the health checker when any backend has checks, and waits (bounded by the
+/// longest check timeout) for every server's first verdict.
+fn start_health_checks(registry: &Arc<Mutex<ServerRegistry>>) -> Result<Option<Checker>, String> {
+    let (targets, wait) = {
+        let reg = lock(registry);
+        let c = reg.config();
+        let mut wait = Duration::ZERO;
+        let targets: Vec<health::Target> = reg
+            .targets()
+            .iter()
+            .filter_map(|&(b, s)| {
+                let backend = &c.backends[b];
+                let check = backend.health_check.as_ref()?;
+                wait = wait.max(check.timeout);
+                Some(health::Target::new(
+                    &backend.name,
+                    &backend.servers[s],
+                    check,
+                ))
+            })
+            .collect();
+        (targets, wait)
+    };
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let reg = registry.clone();
+    let checker = Checker::spawn(
+        targets,
+        Box::new(move |changes| {
+            let mut reg = lock(&reg);
+            for change in changes {
+                reg.set_health(change.target, change.up);
+            }
+            reg.publish();
+        }),
+    )
+    .map_err(|e| format!("health checker: {e}"))?;
+    if !checker.wait_first_round(wait + Duration::from_millis(500)) {
+        eprintln!("ringlb: first health checks still running; starting anyway");
+    }
+    Ok(Some(checker))
 }
 
 /// Waits for SIGTERM/SIGINT, then drains: workers stop accepting, get `grace` to finish
@@ -198,6 +258,7 @@ fn control_loop(
     signals: &Receiver<Signal>,
     exits: &Receiver<usize>,
     workers: usize,
+    vrrp: Option<ha::Vrrp>,
 ) {
     let mut running = workers;
     loop {
@@ -220,6 +281,10 @@ fn control_loop(
                 }
             }
         }
+    }
+    // Hand the VIPs over first (priority 0, VIPs removed), then drain.
+    if let Some(vrrp) = vrrp {
+        vrrp.shutdown();
     }
     broadcast(controls, Command::Stop);
     let deadline = crossbeam_channel::after(config.grace);

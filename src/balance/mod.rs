@@ -3,10 +3,6 @@
 //! the per-worker `PickState`, and the fixed client-address hash. Picking never locks or
 //! allocates; everything it walks is built once per snapshot, off the hot path.
 
-// Wired in by the worker integration (src/table.rs, src/worker/); until then nothing in the
-// binary calls this module.
-#![allow(dead_code)]
-
 mod leastconn;
 mod maglev;
 mod random;
@@ -65,7 +61,6 @@ pub struct PickState {
 /// Picks servers for one backend snapshot. Immutable once built; share it behind an `Arc`.
 #[derive(Debug)]
 pub struct Selector {
-    algorithm: Algorithm,
     /// The servers that take traffic now: usable primaries of weight > 0 or, when there is
     /// none, usable backups of weight > 0. In server order.
     active: Box<[Member]>,
@@ -103,7 +98,6 @@ impl Selector {
             Algorithm::Random => Kind::Random(PowerOfTwo::build(&active)),
         };
         Selector {
-            algorithm,
             active: active.into_boxed_slice(),
             kind,
         }
@@ -135,10 +129,6 @@ impl Selector {
             Kind::Random(p) => p.pick(&self.active, state, load, exclude),
         };
         Some(picked.unwrap_or_else(|| successor(&self.active, exclude)))
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
     }
 
     /// How many servers take traffic now (0 when `pick` gives `None`): a bound for retries.

@@ -5,8 +5,10 @@
 //! Every error names the file, the JSON path, the line and the column; semantic checks
 //! report every problem at once, as `haproxy -c` does.
 
+mod health;
 mod span;
 mod values;
+mod vrrp;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
+pub use health::{CheckKind, Expect, HealthCheck};
 use span::SpanIndex;
 pub use values::{Addr, Forward, HumanDuration};
 
@@ -27,6 +31,8 @@ pub struct Config {
     pub grace: Duration,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// Virtual router instances (empty without a `vrrp` section).
+    pub vrrp: Vrrp,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +52,11 @@ pub struct Backend {
     pub balance: Balance,
     pub retries: u32,
     pub timeouts: Timeouts,
+    pub health_check: Option<HealthCheck>,
+    /// What a client gets when no server can take it.
+    pub no_server: NoServer,
+    /// Maglev lookup table size for `balance: source` (a prime).
+    pub hash_table_size: u32,
     pub servers: Vec<Server>,
 }
 
@@ -53,6 +64,19 @@ pub struct Backend {
 #[serde(rename_all = "lowercase")]
 pub enum Balance {
     Roundrobin,
+    Leastconn,
+    Source,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoServer {
+    /// Close with a RST, so the client fails fast.
+    #[default]
+    Reset,
+    /// Close with a FIN.
+    Close,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +84,8 @@ pub struct Timeouts {
     pub connect: Duration,
     pub client: Duration,
     pub server: Duration,
+    /// How long a connection may wait for a server below its `maxconn`.
+    pub queue: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +93,10 @@ pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub weight: u32,
+    pub backup: bool,
+    pub maxconn: Option<u32>,
+    /// Where health checks go, when not to `addr` (or `addr` with the check's `port`).
+    pub check_addr: Option<SocketAddr>,
 }
 
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -75,7 +105,9 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     client: Duration::from_secs(50),
     server: Duration::from_secs(50),
+    queue: Duration::from_secs(5),
 };
+pub const DEFAULT_HASH_TABLE_SIZE: u32 = 65537;
 pub const MAX_WEIGHT: u32 = 256;
 
 /// One problem found in a configuration file.
@@ -178,6 +210,7 @@ struct RawConfig {
     grace: Option<HumanDuration>,
     frontends: Vec<RawFrontend>,
     backends: Vec<RawBackend>,
+    vrrp: Option<self::vrrp::RawVrrp>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +231,9 @@ struct RawBackend {
     balance: Option<Balance>,
     retries: Option<u32>,
     timeouts: Option<RawTimeouts>,
+    health_check: Option<health::RawHealthCheck>,
+    no_server: Option<NoServer>,
+    hash_table_size: Option<u32>,
     servers: Vec<RawServer>,
 }
 
@@ -207,6 +243,7 @@ struct RawTimeouts {
     connect: Option<HumanDuration>,
     client: Option<HumanDuration>,
     server: Option<HumanDuration>,
+    queue: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -215,6 +252,9 @@ struct RawServer {
     name: String,
     addr: Addr,
     weight: Option<u32>,
+    backup: Option<bool>,
+    maxconn: Option<u32>,
+    check_addr: Option<Addr>,
 }
 
 /// Collects semantic errors with positions.
@@ -331,6 +371,12 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         });
     }
 
+    let vrrp = raw
+        .vrrp
+        .as_ref()
+        .map(|v| self::vrrp::validate(v, &mut p))
+        .unwrap_or_default();
+
     if !p.errors.is_empty() {
         // Report problems in document order, whatever order the checks ran in.
         p.errors.sort_by_key(|e| (e.line, e.column));
@@ -342,6 +388,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         grace: raw.grace.map_or(DEFAULT_GRACE, |d| d.0),
         frontends,
         backends,
+        vrrp,
     })
 }
 
@@ -378,10 +425,19 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
                 format!("{weight} is out of range (0 to {MAX_WEIGHT})"),
             );
         }
+        if s.maxconn == Some(0) {
+            p.add(format!("{sat}.maxconn"), "must be at least 1".into());
+        }
+        if s.check_addr.is_some_and(|a| a.0.port() == 0) {
+            p.add(format!("{sat}.check_addr"), "port 0 is not allowed".into());
+        }
         servers.push(Server {
             name: s.name.clone(),
             addr: s.addr.0,
             weight,
+            backup: s.backup.unwrap_or(false),
+            maxconn: s.maxconn,
+            check_addr: s.check_addr.map(|a| a.0),
         });
     }
     if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
@@ -391,11 +447,16 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
         );
     }
     let mut timeouts = DEFAULT_TIMEOUTS;
+    // As in HAProxy, the queue timeout defaults to the connect timeout.
+    if let Some(c) = b.timeouts.as_ref().and_then(|t| t.connect) {
+        timeouts.queue = c.0;
+    }
     if let Some(t) = &b.timeouts {
         for (name, value, slot) in [
             ("connect", &t.connect, &mut timeouts.connect),
             ("client", &t.client, &mut timeouts.client),
             ("server", &t.server, &mut timeouts.server),
+            ("queue", &t.queue, &mut timeouts.queue),
         ] {
             if let Some(d) = value {
                 if d.0.is_zero() {
@@ -408,13 +469,31 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             }
         }
     }
+    let hash_table_size = b.hash_table_size.unwrap_or(DEFAULT_HASH_TABLE_SIZE);
+    if b.hash_table_size.is_some() && !(is_prime(hash_table_size) && hash_table_size >= 101) {
+        p.add(
+            format!("{at}.hash_table_size"),
+            format!("{hash_table_size} is not a prime of at least 101 (e.g. 65537)"),
+        );
+    }
+    let health_check = b
+        .health_check
+        .as_ref()
+        .map(|h| health::validate(h, &format!("{at}.health_check"), p));
     Backend {
         name: b.name.clone(),
         balance: b.balance.unwrap_or(Balance::Roundrobin),
         retries: b.retries.unwrap_or(DEFAULT_RETRIES),
         timeouts,
+        health_check,
+        no_server: b.no_server.unwrap_or_default(),
+        hash_table_size,
         servers,
     }
+}
+
+fn is_prime(n: u32) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
 }
 
 #[cfg(test)]

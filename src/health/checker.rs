@@ -34,6 +34,7 @@ pub struct PassiveReporter {
 
 enum Control {
     Passive(usize),
+    #[allow(dead_code)] // built by `replace`
     Replace(Vec<Slot>),
     Stop,
 }
@@ -82,6 +83,7 @@ impl Checker {
     }
 
     /// Reports a failed connect to `target` (index in the current targets). Never blocks.
+    #[cfg(test)]
     pub fn passive_failure(&self, target: usize) {
         self.reporter.passive_failure(target);
     }
@@ -96,6 +98,7 @@ impl Checker {
     /// Targets without one start DOWN and are checked at once; their first results are
     /// reported together, as at start-up. Passive reports sent before this call may land
     /// on the new target of the same index.
+    #[allow(dead_code)] // the SIGHUP reload calls it; wired with the reload
     pub fn replace(&self, targets: Vec<Target>, carried: Vec<Option<bool>>) -> io::Result<()> {
         let slots = slots(targets, carried, Instant::now())?;
         self.reporter.send(Control::Replace(slots))

@@ -2,7 +2,6 @@
 //! machine (`state`), one check in flight (`probe`) and the thread that runs them all
 //! (`checker`). A server goes DOWN after `fall` failed checks in a row and UP after `rise`
 //! passed ones; its first result decides at once.
-#![allow(dead_code)]
 
 mod checker;
 mod probe;

@@ -62,11 +62,6 @@ impl Plan {
             timeout: check.timeout,
         })
     }
-
-    /// The bytes written after connecting.
-    pub fn request(&self) -> &[u8] {
-        &self.send
-    }
 }
 
 /// `{request}\r\n`, `Host` for HTTP/1.1 when not given, the configured headers, `\r\n`.

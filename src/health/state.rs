@@ -152,10 +152,6 @@ impl ServerHealth {
         h
     }
 
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     pub fn is_up(&self) -> bool {
         self.checked && self.up
     }

@@ -12,12 +12,15 @@ use io_uring::types::{Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 use socket2::SockAddr;
 
+use std::sync::atomic::Ordering;
+
 use super::pipes::Pipe;
 use super::token::{Op, Token};
 use super::{cancel_fd, Worker, BUF_GROUP};
-use crate::config::Forward;
+use crate::balance::hash_addr;
+use crate::config::{Forward, NoServer};
 use crate::sys::{self, Spliced};
-use crate::table::Tables;
+use crate::table::{BackendTable, Tables};
 
 /// Direction indices: bytes from the client to the server, and back.
 const UP: usize = 0;
@@ -41,6 +44,7 @@ pub enum End {
     ClientTimeout,
     ServerTimeout,
     NoServer,
+    QueueTimeout,
     Shutdown,
 }
 
@@ -54,6 +58,7 @@ impl End {
             End::ClientTimeout => "client_timeout",
             End::ServerTimeout => "server_timeout",
             End::NoServer => "no_server",
+            End::QueueTimeout => "queue_timeout",
             End::Shutdown => "shutdown",
         }
     }
@@ -66,6 +71,8 @@ impl End {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Every usable server is at its `maxconn`: waiting in the worker's queue.
+    Queued,
     Connecting,
     Forwarding,
     /// Cancels are out; the slot is freed when the last request completes.
@@ -124,7 +131,11 @@ pub struct Conn {
     backend: usize,
     tables: Arc<Tables>,
     server_idx: Option<usize>,
+    /// The server whose load counter this connection holds a unit of.
+    counted: Option<usize>,
     attempts: u32,
+    /// Coarse deadline while queued.
+    queued_until: u64,
     phase: Phase,
     dirs: [Dir; 2],
     inflight: u32,
@@ -207,7 +218,11 @@ impl Worker {
         let f = &tables.frontends[frontend];
         let forward = f.forward;
         let backend = f.backend;
-        let peer = if f.log { sys::peer_addr(fd) } else { None };
+        let peer = if f.log || tables.backends[backend].hashes_source {
+            sys::peer_addr(fd)
+        } else {
+            None
+        };
         let now = Instant::now();
         let mut conn = Box::new(Conn {
             client: fd,
@@ -216,7 +231,9 @@ impl Worker {
             backend,
             tables,
             server_idx: None,
+            counted: None,
             attempts: 0,
+            queued_until: 0,
             phase: Phase::Connecting,
             dirs: [Dir::new(forward), Dir::new(forward)],
             inflight: 0,
@@ -243,30 +260,36 @@ impl Worker {
         }
     }
 
-    /// Connects to the next server in rotation (another one than last time, when the
-    /// backend has several), or ends the connection when retries are used up.
+    /// Connects to a server chosen by the backend's algorithm (another one than last time,
+    /// when there is a choice), queues when every candidate is full, or ends the connection
+    /// when retries are used up or no server is usable.
     fn connect_next(&mut self, slot: u32, conn: &mut Conn) {
-        let table = &conn.tables.backends[conn.backend];
+        let tables = conn.tables.clone();
+        let table = &tables.backends[conn.backend];
         if conn.attempts > table.retries {
-            conn.set_end(End::NoServer);
-            self.begin_close(slot, conn);
+            self.no_server(slot, conn, End::NoServer);
             return;
         }
-        let cursor = &mut self.cursors[conn.backend];
-        let mut pick = None;
-        for _ in 0..table.rotation.len() {
-            let s = table.server_at(*cursor);
-            *cursor = cursor.wrapping_add(1);
-            pick = s;
-            if s != conn.server_idx || table.servers.len() == 1 {
-                break;
+        let idx = match self.pick_server(conn, table) {
+            Pick::Server(idx) => idx,
+            Pick::Full => {
+                if conn.phase != Phase::Queued {
+                    conn.phase = Phase::Queued;
+                    conn.queued_until = self.now_ms + table.timeouts.queue.as_millis() as u64;
+                }
+                if self.now_ms >= conn.queued_until {
+                    self.no_server(slot, conn, End::QueueTimeout);
+                } else {
+                    self.queue.push_back((slot, self.slots[slot as usize].gen));
+                }
+                return;
             }
-        }
-        let Some(idx) = pick else {
-            conn.set_end(End::NoServer);
-            self.begin_close(slot, conn);
-            return;
+            Pick::None => {
+                self.no_server(slot, conn, End::NoServer);
+                return;
+            }
         };
+        conn.phase = Phase::Connecting;
         let server = &table.servers[idx];
         let timeout = table.timeouts.connect;
         conn.attempts += 1;
@@ -275,8 +298,8 @@ impl Worker {
             Ok(fd) => fd,
             Err(e) => {
                 self.log_fd_exhaustion(&format!("socket for {}: {e}", server.addr));
-                conn.set_end(End::NoServer);
-                self.begin_close(slot, conn);
+                self.uncount(conn);
+                self.no_server(slot, conn, End::NoServer);
                 return;
             }
         };
@@ -337,6 +360,8 @@ impl Worker {
         if res < 0 {
             sys::close(conn.server);
             conn.server = -1;
+            self.uncount(conn);
+            self.report_connect_failure(conn);
             self.connect_next(slot, conn);
             return;
         }
@@ -637,6 +662,8 @@ impl Worker {
         if conn.server >= 0 {
             sys::close(conn.server);
         }
+        let freed_server = conn.counted.is_some();
+        self.uncount(&mut conn);
         self.shared.release(conn.frontend);
         let entry = &mut self.slots[slot as usize];
         entry.gen = entry.gen.wrapping_add(1);
@@ -647,6 +674,9 @@ impl Worker {
         }
         if !self.held.is_empty() {
             self.resume_held();
+        }
+        if freed_server && !self.queue.is_empty() {
+            self.serve_queue();
         }
         self.serve_buf_waiters();
     }
@@ -718,6 +748,92 @@ impl Worker {
                 conn.end = Some(End::Shutdown);
             }
             self.begin_close(slot, &mut conn);
+            self.put_back(slot, conn);
+        }
+    }
+}
+
+/// What picking a server gave.
+enum Pick {
+    /// A server, with a unit of its load counter taken.
+    Server(usize),
+    /// Every usable server is at its `maxconn`.
+    Full,
+    /// No server is usable.
+    None,
+}
+
+impl Worker {
+    /// Picks a server and takes a unit of its load, skipping servers at their `maxconn`.
+    fn pick_server(&mut self, conn: &mut Conn, table: &BackendTable) -> Pick {
+        let key = conn.peer.map_or(0, |p| hash_addr(p.ip()));
+        let mut exclude = conn.server_idx;
+        let pick = &mut self.picks[conn.backend];
+        for _ in 0..table.selector.candidates() {
+            let Some(idx) = table.selector.pick(pick, key, &table.load, exclude) else {
+                return Pick::None;
+            };
+            let load = &table.load[idx];
+            if load.fetch_add(1, Ordering::Relaxed) < table.servers[idx].maxconn {
+                conn.counted = Some(idx);
+                return Pick::Server(idx);
+            }
+            load.fetch_sub(1, Ordering::Relaxed);
+            exclude = Some(idx);
+        }
+        if table.selector.candidates() == 0 {
+            Pick::None
+        } else {
+            Pick::Full
+        }
+    }
+
+    /// Passive health marking: a failed connect counts against a checked server.
+    fn report_connect_failure(&self, conn: &Conn) {
+        let table = &conn.tables.backends[conn.backend];
+        if !table.passive_checks {
+            return;
+        }
+        let target = conn.server_idx.and_then(|i| table.servers[i].check);
+        if let (Some(t), Some(reporter)) = (target, &self.shared.passive) {
+            reporter.passive_failure(t);
+        }
+    }
+
+    fn uncount(&mut self, conn: &mut Conn) {
+        if let Some(idx) = conn.counted.take() {
+            conn.tables.backends[conn.backend].load[idx].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// No server will take this client: close it at once, with a RST unless the backend
+    /// asks for a plain close.
+    fn no_server(&mut self, slot: u32, conn: &mut Conn, end: End) {
+        conn.set_end(end);
+        if conn.tables.backends[conn.backend].no_server == NoServer::Reset {
+            sys::set_linger_zero(conn.client);
+        }
+        self.begin_close(slot, conn);
+    }
+
+    /// Gives queued connections a server when one has room, and ends those whose queue
+    /// timeout passed.
+    pub(super) fn serve_queue(&mut self) {
+        for _ in 0..self.queue.len() {
+            let Some((slot, gen)) = self.queue.pop_front() else {
+                return;
+            };
+            let entry = &mut self.slots[slot as usize];
+            if entry.gen != gen {
+                continue;
+            }
+            let Some(mut conn) = entry.conn.take() else {
+                continue;
+            };
+            if conn.phase == Phase::Queued {
+                // Connects, re-queues (keeping the deadline) or ends the connection.
+                self.connect_next(slot, &mut conn);
+            }
             self.put_back(slot, conn);
         }
     }

@@ -21,6 +21,8 @@ use crossbeam_channel::Receiver;
 use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 
+use crate::balance::PickState;
+use crate::health::PassiveReporter;
 use crate::sys;
 use crate::table::{SharedTables, Tables};
 use bufring::BufRing;
@@ -63,6 +65,8 @@ pub struct Shared {
     /// Per worker: milliseconds since `epoch` at its last loop turn.
     pub heartbeats: Vec<AtomicU64>,
     pub epoch: Instant,
+    /// Where failed connects go for passive health marking (when any backend is checked).
+    pub passive: Option<PassiveReporter>,
 }
 
 impl Shared {
@@ -138,9 +142,12 @@ pub struct Worker {
     /// Directions waiting for a copy buffer after ENOBUFS: (slot, gen, dir).
     buf_waiters: VecDeque<(u32, u16, u8)>,
     tables: SharedTables,
-    /// The snapshot the round-robin cursors belong to.
+    /// The snapshot the pick states were last staggered for.
     snapshot: Arc<Tables>,
-    cursors: Vec<usize>,
+    /// Per backend: round-robin cursor and RNG of this worker.
+    picks: Vec<PickState>,
+    /// Connections waiting for a server below its `maxconn`: (slot, gen).
+    queue: VecDeque<(u32, u16)>,
     commands: Receiver<Command>,
     wake: Arc<OwnedFd>,
     wake_buf: u64,
@@ -186,7 +193,8 @@ impl Worker {
             held: VecDeque::new(),
             buf_waiters: VecDeque::new(),
             tables: spec.tables,
-            cursors: Vec::new(),
+            picks: Vec::new(),
+            queue: VecDeque::new(),
             snapshot,
             commands: spec.commands,
             wake: spec.wake,
@@ -200,7 +208,7 @@ impl Worker {
             workers: spec.workers,
             emfile_logged_ms: None,
         };
-        w.reset_cursors();
+        w.restagger();
         // Slots are made up front so a connection's index never moves; lowest first.
         w.slots = (0..spec.max_conns)
             .map(|_| Slot { gen: 0, conn: None })
@@ -232,6 +240,7 @@ impl Worker {
                     break;
                 }
             }
+            crate::ha::pause_if_stalled();
             self.update_clock();
             self.cqes.clear();
             for cqe in self.ring.completion() {
@@ -492,17 +501,21 @@ impl Worker {
         }
         // A direction starved of copy buffers retries here too, in case none come back.
         self.serve_buf_waiters();
+        // Servers may have freed up on other workers, and queue deadlines pass.
+        self.serve_queue();
     }
 
-    /// The round-robin cursors for the current snapshot, staggered per worker so workers
-    /// do not all start on the same server.
-    fn reset_cursors(&mut self) {
-        self.cursors = self
-            .snapshot
-            .backends
-            .iter()
-            .map(|b| self.id * b.rotation.len() / self.workers.max(1))
-            .collect();
+    /// Fits the pick states to the current snapshot, staggered per worker so workers do
+    /// not all start on the same server.
+    fn restagger(&mut self) {
+        let n = self.snapshot.backends.len();
+        while self.picks.len() < n {
+            self.picks.push(PickState::new(self.id as u64));
+        }
+        self.picks.truncate(n);
+        for (b, pick) in self.snapshot.backends.iter().zip(self.picks.iter_mut()) {
+            b.selector.stagger(pick, self.id, self.workers);
+        }
     }
 
     /// The current table snapshot (cheap: a pointer compare when nothing changed).
@@ -510,7 +523,7 @@ impl Worker {
         let now = self.tables.load();
         if !Arc::ptr_eq(&now, &self.snapshot) {
             self.snapshot = arc_swap::Guard::into_inner(now);
-            self.reset_cursors();
+            self.restagger();
         }
         self.snapshot.clone()
     }

@@ -1,0 +1,70 @@
+//! What the VRRP thread needs to know about an interface: its index, its MAC address and its
+//! own (primary) IPv4 address, which is the adverts' source and the tie-breaker.
+
+use std::io;
+use std::mem;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Socket, Type};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    pub index: u32,
+    pub mac: [u8; 6],
+    pub primary: Ipv4Addr,
+}
+
+/// Looks `name` up; `exclude` are addresses that cannot be the primary (the VIPs, which a
+/// crashed predecessor may have left behind).
+pub fn lookup(name: &str, exclude: &[Ipv4Addr]) -> Result<Interface, String> {
+    let c_name =
+        std::ffi::CString::new(name).map_err(|_| format!("bad interface name {name:?}"))?;
+    // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        return Err(format!(
+            "no interface {name:?}: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    let mac = hardware_address(name).map_err(|e| format!("MAC address of {name}: {e}"))?;
+    let primary = nix::ifaddrs::getifaddrs()
+        .map_err(|e| format!("addresses of {name}: {e}"))?
+        .filter(|a| a.interface_name == name)
+        .filter_map(|a| {
+            a.address
+                .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+        })
+        .find(|ip| !exclude.contains(ip))
+        .ok_or_else(|| format!("interface {name} has no IPv4 address of its own"))?;
+    Ok(Interface {
+        index,
+        mac,
+        primary,
+    })
+}
+
+fn hardware_address(name: &str) -> io::Result<[u8; 6]> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), None)?;
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (dst, &src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.as_bytes().iter().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads ifr_name and writes ifr_hwaddr inside `req`.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl succeeded, so the union holds ifr_hwaddr.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
+}

@@ -1,0 +1,286 @@
+//! The I/O side of VRRP: the `ringlb-vrrp` thread drives every configured instance (the
+//! sans-IO `vrrp` crate) with poll(2) and the instances' deadlines, owns their raw sockets,
+//! puts the VIPs on and off the interface with rtnetlink, sends gratuitous ARP, and lowers
+//! the priority while a worker is stalled (fate-sharing with the dataplane).
+
+mod arp;
+mod faults;
+mod iface;
+mod netlink;
+mod router;
+mod socket;
+mod watchdog;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::Child;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::config::VrrpInstance;
+use crate::worker::Shared;
+pub use faults::pause_if_stalled;
+use netlink::Rtnetlink;
+use router::Router;
+use watchdog::Watchdog;
+
+/// How often the heartbeats are read when an instance tracks the workers.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
+/// The longest the thread sleeps with nothing due (to reap notify commands).
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// How long a stop waits for the priority-0 adverts and the VIP removal.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The running VRRP thread. Dropping it stops the instances (priority 0, VIPs removed).
+pub struct Vrrp {
+    wake: Arc<OwnedFd>,
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+}
+
+/// One instance as the stats page shows it.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // read by the stats page (issue 6), not yet built
+pub struct InstanceStatus {
+    pub name: String,
+    pub status: vrrp::Status,
+    pub counters: vrrp::Counters,
+    /// Transitions since start (to any state).
+    pub transitions: u64,
+    /// Datagrams whose IP header was unusable (before any VRRP check).
+    pub ip_header_errors: u64,
+    /// Adverts of other virtual routers on the link (another VRID), or from a host that is
+    /// not a configured unicast peer: not ours, so not counted as drops.
+    pub not_ours: u64,
+}
+
+/// Sets up every instance (sockets, interface facts) and starts the thread. `Ok(None)`
+/// without instances. Errors name the instance.
+pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
+    if instances.is_empty() {
+        return Ok(None);
+    }
+    faults::install_if_enabled();
+    let netlink = Rtnetlink::open().map_err(|e| format!("vrrp: rtnetlink socket: {e}"))?;
+    let routers = instances
+        .iter()
+        .map(Router::new)
+        .collect::<Result<Vec<_>, String>>()?;
+    let wake = Arc::new(crate::eventfd().map_err(|e| format!("vrrp: eventfd: {e}"))?);
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let status = Arc::new(Mutex::new(Vec::new()));
+    let track = instances
+        .iter()
+        .filter_map(|i| i.track.map(|t| t.worker_stall))
+        .min();
+    let runner = Runner {
+        routers,
+        io: Io {
+            netlink,
+            children: Vec::new(),
+        },
+        watchdog: track.map(|stall| {
+            let now = shared.epoch.elapsed().as_millis() as u64;
+            Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
+        }),
+        shared,
+        origin: std::time::Instant::now(),
+        wake: wake.clone(),
+        done: done_tx,
+        status: status.clone(),
+    };
+    let thread = thread::Builder::new()
+        .name("ringlb-vrrp".into())
+        .spawn(move || runner.run())
+        .map_err(|e| format!("vrrp: cannot start thread: {e}"))?;
+    Ok(Some(Vrrp {
+        wake,
+        done,
+        thread: Some(thread),
+        status,
+    }))
+}
+
+impl Vrrp {
+    /// Stops every instance: a master sends priority 0 so its backup takes over after
+    /// `Skew_Time`, and releases the VIPs. Returns when done (or after a bounded wait).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    #[allow(dead_code)] // read by the stats page (issue 6), not yet built
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
+        unsafe {
+            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+        if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
+            let _ = thread.join();
+        } else {
+            eprintln!("ringlb: vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
+        }
+    }
+}
+
+impl Drop for Vrrp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What instances share for their side effects.
+pub(crate) struct Io {
+    netlink: Rtnetlink,
+    /// Notify commands still running, reaped as they finish.
+    children: Vec<(String, Child)>,
+}
+
+struct Runner {
+    routers: Vec<Router>,
+    io: Io,
+    watchdog: Option<Watchdog>,
+    shared: Arc<Shared>,
+    origin: std::time::Instant,
+    wake: Arc<OwnedFd>,
+    done: Sender<()>,
+    status: Arc<Mutex<Vec<InstanceStatus>>>,
+}
+
+impl Runner {
+    fn run(mut self) {
+        let now = self.now();
+        for r in &mut self.routers {
+            r.start(now, &mut self.io);
+        }
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let now = self.now();
+            self.watch_workers(now);
+            for r in &mut self.routers {
+                r.on_timeout(now, &mut self.io);
+            }
+            self.reap_children();
+            self.publish();
+
+            let readable = match self.wait(now) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("ringlb: vrrp: poll failed: {e}");
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            if readable.stop {
+                break;
+            }
+            let now = self.now();
+            for (r, ready) in self.routers.iter_mut().zip(readable.sockets) {
+                if ready {
+                    r.on_readable(now, &mut buf, &mut self.io);
+                }
+            }
+        }
+        let now = self.now();
+        for r in &mut self.routers {
+            r.stop(now, &mut self.io);
+        }
+        self.publish();
+        let _ = self.done.send(());
+    }
+
+    fn now(&self) -> vrrp::Instant {
+        vrrp::Instant::from_duration(self.origin.elapsed())
+    }
+
+    /// Sleeps until a socket is readable, the stop eventfd is written, the next deadline, or
+    /// the next watchdog check.
+    fn wait(&self, now: vrrp::Instant) -> nix::Result<Readable> {
+        let mut sleep = IDLE_WAKE;
+        for r in &self.routers {
+            if let Some(at) = r.poll_timeout() {
+                sleep = sleep.min(at.saturating_duration_since(now));
+            }
+        }
+        if self.watchdog.is_some() {
+            sleep = sleep.min(WATCHDOG_PERIOD);
+        }
+        // Round up, so a deadline 0.4 ms away is not polled for in a busy loop.
+        let ms = sleep.as_micros().div_ceil(1000);
+        let timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.routers.len() + 1);
+        fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
+        for r in &self.routers {
+            fds.push(PollFd::new(r.socket_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        let ready = |fd: &PollFd<'_>| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
+        };
+        Ok(Readable {
+            stop: ready(&fds[0]),
+            sockets: fds[1..].iter().map(ready).collect(),
+        })
+    }
+
+    /// Fate-sharing: reads the heartbeats and lets each tracking instance react.
+    fn watch_workers(&mut self, now: vrrp::Instant) {
+        let Some(watchdog) = &mut self.watchdog else {
+            return;
+        };
+        let now_ms = self.shared.epoch.elapsed().as_millis() as u64;
+        let beats = self
+            .shared
+            .heartbeats
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed));
+        let oldest = watchdog.check(now_ms, beats);
+        for r in &mut self.routers {
+            r.on_worker_health(now, oldest, &mut self.io);
+        }
+    }
+
+    fn reap_children(&mut self) {
+        self.io
+            .children
+            .retain_mut(|(what, child)| match child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        eprintln!("ringlb: vrrp: notify {what} exited with {status}");
+                    }
+                    false
+                }
+                Ok(None) => true,
+                Err(_) => false,
+            });
+    }
+
+    fn publish(&self) {
+        if let Ok(mut s) = self.status.lock() {
+            s.clear();
+            s.extend(self.routers.iter().map(Router::report));
+        }
+    }
+}
+
+struct Readable {
+    stop: bool,
+    sockets: Vec<bool>,
+}

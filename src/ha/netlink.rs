@@ -1,0 +1,107 @@
+//! Virtual addresses on and off an interface with rtnetlink (RTM_NEWADDR / RTM_DELADDR), each
+//! request acknowledged by the kernel before the next, so a failure is reported with its VIP.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::config::Vip;
+
+pub struct Rtnetlink {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// What adding or removing an address did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Add: it was there already. Remove: it was not there.
+    AlreadyThere,
+}
+
+impl Rtnetlink {
+    pub fn open() -> io::Result<Rtnetlink> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Rtnetlink {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(8192),
+        })
+    }
+
+    pub fn add(&mut self, ifindex: u32, vip: Vip) -> io::Result<Outcome> {
+        let msg = RouteNetlinkMessage::NewAddress(address_message(ifindex, vip));
+        match self.request(msg, NLM_F_CREATE | NLM_F_EXCL) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Outcome::AlreadyThere),
+            r => r.map(|()| Outcome::Done),
+        }
+    }
+
+    pub fn remove(&mut self, ifindex: u32, vip: Vip) -> io::Result<Outcome> {
+        let msg = RouteNetlinkMessage::DelAddress(address_message(ifindex, vip));
+        match self.request(msg, 0) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENOENT)) => {
+                Ok(Outcome::AlreadyThere)
+            }
+            r => r.map(|()| Outcome::Done),
+        }
+    }
+
+    /// Sends one request and waits for its acknowledgement.
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        packet.finalize();
+        let mut out = vec![0; packet.buffer_len()];
+        packet.serialize(&mut out);
+        self.socket.send(&out, 0)?;
+        loop {
+            self.buf.clear();
+            let n = self.socket.recv(&mut self.buf, 0)?;
+            let mut at = 0;
+            while at < n {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[at..n])
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = reply.header.length as usize;
+                if reply.header.sequence_number == self.seq {
+                    if let NetlinkPayload::Error(err) = reply.payload {
+                        return match err.code {
+                            None => Ok(()),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        };
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                at += (len + 3) & !3;
+            }
+        }
+    }
+}
+
+fn address_message(ifindex: u32, vip: Vip) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.prefix_len = vip.prefix_len;
+    msg.header.scope = AddressScope::Universe;
+    msg.header.index = ifindex;
+    let addr = IpAddr::V4(vip.addr);
+    msg.attributes.push(AddressAttribute::Local(addr));
+    msg.attributes.push(AddressAttribute::Address(addr));
+    msg
+}

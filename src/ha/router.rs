@@ -1,0 +1,401 @@
+//! One configured instance at run time: its `vrrp::Instance`, its sockets, and how its
+//! adverts, events and transitions become packets, netlink requests, log lines and notify
+//! commands.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::{Command, Stdio};
+use std::time::Instant as StdInstant;
+
+use vrrp::{Cause, Event, Instance, State, VirtualAddrs};
+
+use super::arp::{self, ArpSocket};
+use super::iface::{self, Interface};
+use super::socket::{split_ipv4, VrrpSocket};
+use super::watchdog::Oldest;
+use super::{InstanceStatus, Io};
+use crate::config::{TrackAction, VrrpInstance};
+
+/// Drop log lines per instance at most this often (a flood must not flood the log).
+const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub(super) struct Router {
+    cfg: VrrpInstance,
+    vr: Instance,
+    iface: Interface,
+    socket: VrrpSocket,
+    arp: ArpSocket,
+    /// The state last logged, for `FROM -> TO` lines.
+    state: State,
+    /// The workers are stalled past `track.worker_stall` (the penalty or stop is applied).
+    stalled: bool,
+    /// Set when a transition is caused by fate-sharing rather than by the protocol.
+    track_cause: Option<String>,
+    transitions: u64,
+    ip_header_errors: u64,
+    not_ours: u64,
+    last_drop_log: Option<StdInstant>,
+    drops_since_log: u64,
+}
+
+impl Router {
+    pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, String> {
+        let name = &cfg.name;
+        let vips: Vec<Ipv4Addr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let iface =
+            iface::lookup(&cfg.interface, &vips).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let mut vc = vrrp::Config::new(cfg.vrid, iface.primary.into(), VirtualAddrs::V4(vips));
+        vc.version = cfg.version;
+        vc.priority = cfg.priority;
+        vc.advert_interval = cfg.advert_interval;
+        vc.auth = cfg.auth;
+        vc.preempt = cfg.preempt;
+        vc.preempt_delay = cfg.preempt_delay;
+        vc.accept_mode = cfg.accept_mode;
+        vc.checksum_mode = cfg.checksum;
+        vc.garp_master_repeat = cfg.garp_repeat;
+        vc.garp_interval = cfg.garp_interval;
+        vc.garp_master_delay = cfg.garp_delay;
+        vc.garp_master_refresh = cfg.garp_refresh;
+        let vr = Instance::new(vc).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let multicast = cfg.unicast_peers.is_empty();
+        let socket = VrrpSocket::open(&cfg.interface, iface.index, iface.primary, multicast)
+            .map_err(|e| format!("vrrp {name}: raw socket on {}: {e}", cfg.interface))?;
+        let arp = ArpSocket::open(iface.index)
+            .map_err(|e| format!("vrrp {name}: packet socket on {}: {e}", cfg.interface))?;
+        Ok(Router {
+            cfg: cfg.clone(),
+            vr,
+            iface,
+            socket,
+            arp,
+            state: State::Initialize,
+            stalled: false,
+            track_cause: None,
+            transitions: 0,
+            ip_header_errors: 0,
+            not_ours: 0,
+            last_drop_log: None,
+            drops_since_log: 0,
+        })
+    }
+
+    /// Clears VIPs a crashed predecessor left on the interface (as keepalived does), then
+    /// starts as backup (or master, as address owner).
+    pub(super) fn start(&mut self, now: vrrp::Instant, io: &mut Io) {
+        let peers = if self.cfg.unicast_peers.is_empty() {
+            "multicast 224.0.0.18".to_string()
+        } else {
+            let list: Vec<String> = self
+                .cfg
+                .unicast_peers
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            format!("unicast to {}", list.join(", "))
+        };
+        eprintln!(
+            "ringlb: vrrp {}: {} VRID {} priority {} interval {}ms on {} from {} ({peers})",
+            self.cfg.name,
+            self.cfg.version,
+            self.cfg.vrid,
+            self.cfg.priority,
+            self.cfg.advert_interval.as_duration().as_millis(),
+            self.cfg.interface,
+            self.iface.primary,
+        );
+        for vip in &self.cfg.vips {
+            match io.netlink.remove(self.iface.index, *vip) {
+                Ok(super::netlink::Outcome::Done) => eprintln!(
+                    "ringlb: vrrp {}: removed {}/{} left on {} from an earlier run",
+                    self.cfg.name, vip.addr, vip.prefix_len, self.cfg.interface
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!(
+                    "ringlb: vrrp {}: cannot clear {}: {e}",
+                    self.cfg.name, vip.addr
+                ),
+            }
+        }
+        self.vr.startup(now);
+        self.flush(io);
+    }
+
+    pub(super) fn stop(&mut self, now: vrrp::Instant, io: &mut Io) {
+        self.vr.shutdown(now);
+        self.flush(io);
+        let c = self.vr.counters();
+        eprintln!(
+            "ringlb: vrrp {}: stopped; adverts sent {} received {} dropped {}, {} transitions",
+            self.cfg.name,
+            c.adverts_sent,
+            c.adverts_received,
+            c.drops.total(),
+            self.transitions
+        );
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<vrrp::Instant> {
+        self.vr.poll_timeout()
+    }
+
+    pub(super) fn socket_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    pub(super) fn on_timeout(&mut self, now: vrrp::Instant, io: &mut Io) {
+        if self.vr.poll_timeout().is_some_and(|at| at <= now) {
+            self.vr.handle_timeout(now);
+            self.flush(io);
+        }
+    }
+
+    /// Reads every waiting datagram and hands ours to the instance.
+    pub(super) fn on_readable(&mut self, now: vrrp::Instant, buf: &mut [u8], io: &mut Io) {
+        loop {
+            let n = match self.socket.recv(buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("ringlb: vrrp {}: receive failed: {e}", self.cfg.name);
+                    break;
+                }
+            };
+            let rx = match split_ipv4(&buf[..n]) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    self.ip_header_errors += 1;
+                    self.log_drop(format_args!("unusable IP header ({e:?})"));
+                    continue;
+                }
+            };
+            let message = &buf[rx.message.clone()];
+            let from_peer =
+                self.cfg.unicast_peers.is_empty() || self.cfg.unicast_peers.contains(&rx.meta.src);
+            // Another virtual router's adverts share the link; they are not errors.
+            let other_vrid = message.get(1).is_some_and(|&v| v != self.cfg.vrid);
+            if !from_peer || other_vrid {
+                self.not_ours += 1;
+                continue;
+            }
+            if let Err(reason) = self.vr.handle_packet(now, &rx.meta, message) {
+                let src = rx.meta.src;
+                self.log_drop(format_args!("dropped advert from {src}: {reason}"));
+            }
+            self.flush(io);
+        }
+    }
+
+    /// Fate-sharing: applies or lifts the configured action when the slowest worker's age
+    /// crosses `track.worker_stall`.
+    pub(super) fn on_worker_health(&mut self, now: vrrp::Instant, oldest: Oldest, io: &mut Io) {
+        let Some(track) = self.cfg.track else {
+            return;
+        };
+        let stalled = u128::from(oldest.age_ms) > track.worker_stall.as_millis();
+        if stalled == self.stalled {
+            return;
+        }
+        self.stalled = stalled;
+        let name = &self.cfg.name;
+        let why = if stalled {
+            format!(
+                "worker {} has not turned its loop for {}ms (limit {}ms)",
+                oldest.worker,
+                oldest.age_ms,
+                track.worker_stall.as_millis()
+            )
+        } else {
+            "every worker turns its loop again".to_string()
+        };
+        match track.action {
+            TrackAction::Penalty(p) => {
+                let verb = if stalled {
+                    "lowering priority by"
+                } else {
+                    "restoring priority, was lowered by"
+                };
+                eprintln!("ringlb: vrrp {name}: {why}: {verb} {p}");
+                self.vr.set_penalty(now, if stalled { p } else { 0 });
+            }
+            TrackAction::StopAdverts => {
+                let verb = if stalled {
+                    "leaving the cluster"
+                } else {
+                    "rejoining as backup"
+                };
+                eprintln!("ringlb: vrrp {name}: {why}: {verb}");
+                self.track_cause = Some(why);
+                if stalled {
+                    self.vr.shutdown(now);
+                } else {
+                    self.vr.startup(now);
+                }
+            }
+        }
+        self.flush(io);
+    }
+
+    pub(super) fn report(&self) -> InstanceStatus {
+        InstanceStatus {
+            name: self.cfg.name.clone(),
+            status: self.vr.status(),
+            counters: self.vr.counters().clone(),
+            transitions: self.transitions,
+            ip_header_errors: self.ip_header_errors,
+            not_ours: self.not_ours,
+        }
+    }
+
+    /// Sends what the instance queued, then applies its events in order.
+    fn flush(&mut self, io: &mut Io) {
+        let mut buf = [0u8; 1500];
+        let src = IpAddr::V4(self.iface.primary);
+        while let Some(tx) = self.vr.poll_transmit() {
+            let dsts: Vec<IpAddr> = if self.cfg.unicast_peers.is_empty() {
+                vec![tx.multicast_dst()]
+            } else {
+                self.cfg.unicast_peers.clone()
+            };
+            for dst in dsts {
+                // The v3 checksum covers the destination: emit once per destination.
+                let sent = tx
+                    .emit(&mut buf, src, dst)
+                    .map_err(|e| e.to_string())
+                    .and_then(|len| match dst {
+                        IpAddr::V4(d) => {
+                            self.socket.send(&buf[..len], d).map_err(|e| e.to_string())
+                        }
+                        IpAddr::V6(_) => Err("IPv6 destination".into()),
+                    });
+                if let Err(e) = sent {
+                    eprintln!(
+                        "ringlb: vrrp {}: cannot send advert to {dst}: {e}",
+                        self.cfg.name
+                    );
+                }
+            }
+        }
+        while let Some(event) = self.vr.poll_event() {
+            self.apply(event, io);
+        }
+    }
+
+    fn apply(&mut self, event: Event, io: &mut Io) {
+        let name = &self.cfg.name;
+        match event {
+            Event::BecameMaster { cause } => self.transition(State::Master, cause, io),
+            Event::BecameBackup { cause } => self.transition(State::Backup, cause, io),
+            Event::Stopped { cause } => self.transition(State::Initialize, cause, io),
+            Event::AddVips(_) => {
+                for vip in &self.cfg.vips {
+                    if let Err(e) = io.netlink.add(self.iface.index, *vip) {
+                        eprintln!(
+                            "ringlb: vrrp {name}: cannot add {}/{} to {}: {e}",
+                            vip.addr, vip.prefix_len, self.cfg.interface
+                        );
+                    }
+                }
+            }
+            Event::RemoveVips(_) => {
+                for vip in &self.cfg.vips {
+                    if let Err(e) = io.netlink.remove(self.iface.index, *vip) {
+                        eprintln!(
+                            "ringlb: vrrp {name}: cannot remove {}/{} from {}: {e}",
+                            vip.addr, vip.prefix_len, self.cfg.interface
+                        );
+                    }
+                }
+            }
+            Event::SendGratuitousArp { .. } => {
+                for vip in &self.cfg.vips {
+                    if let Err(e) = self.arp.send(&arp::frame(self.iface.mac, vip.addr)) {
+                        eprintln!(
+                            "ringlb: vrrp {name}: gratuitous ARP for {} failed: {e}",
+                            vip.addr
+                        );
+                    }
+                }
+            }
+            Event::PriorityChanged { from, to } => {
+                eprintln!("ringlb: vrrp {name}: priority {from} -> {to}");
+            }
+        }
+    }
+
+    /// Logs `FROM -> TO (cause)` and runs the notify command.
+    fn transition(&mut self, to: State, cause: Cause, io: &mut Io) {
+        let why = self.track_cause.take().unwrap_or_else(|| describe(cause));
+        eprintln!(
+            "ringlb: vrrp {}: {} -> {} ({why})",
+            self.cfg.name,
+            state_name(self.state),
+            state_name(to)
+        );
+        self.state = to;
+        self.transitions += 1;
+        if let Some(cmd) = &self.cfg.notify {
+            let spawned = Command::new(cmd)
+                .arg(&self.cfg.name)
+                .arg(state_name(to))
+                .stdin(Stdio::null())
+                .spawn();
+            match spawned {
+                Ok(child) => io
+                    .children
+                    .push((format!("{} {}", cmd.display(), state_name(to)), child)),
+                Err(e) => eprintln!(
+                    "ringlb: vrrp {}: cannot run notify {}: {e}",
+                    self.cfg.name,
+                    cmd.display()
+                ),
+            }
+        }
+    }
+
+    fn log_drop(&mut self, what: std::fmt::Arguments<'_>) {
+        self.drops_since_log += 1;
+        let due = self
+            .last_drop_log
+            .is_none_or(|at| at.elapsed() >= DROP_LOG_EVERY);
+        if due {
+            let more = self.drops_since_log - 1;
+            let more = if more > 0 {
+                format!(" (and {more} more since the last such line)")
+            } else {
+                String::new()
+            };
+            eprintln!("ringlb: vrrp {}: {what}{more}", self.cfg.name);
+            self.last_drop_log = Some(StdInstant::now());
+            self.drops_since_log = 0;
+        }
+    }
+}
+
+/// keepalived's names for the states.
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+    }
+}
+
+fn describe(cause: Cause) -> String {
+    match cause {
+        Cause::Startup => "startup".into(),
+        Cause::Shutdown => "shutdown".into(),
+        Cause::MasterDownTimerExpired => "master down timer expired".into(),
+        Cause::PriorityZeroReceived { from } => format!("master {from} left with priority 0"),
+        Cause::Preempted {
+            master,
+            master_priority,
+        } => format!("preempted master {master} of lower priority {master_priority}"),
+        Cause::HigherPriorityAdvert { from, priority } => {
+            format!("advert of higher priority {priority} from {from}")
+        }
+        Cause::EqualPriorityHigherAddress { from } => {
+            format!("advert of equal priority from higher address {from}")
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The raw IPv4 socket of one VRRP instance (protocol 112): bound to the interface, TTL 255,
+//! joined to 224.0.0.18 (or unicast to peers). Receives with the IP header, so the TTL and
+//! the addresses reach the VRRP core's checks.
+
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use vrrp::wire::{MULTICAST_V4, PROTOCOL, TTL};
+use vrrp::RxMeta;
+
+pub struct VrrpSocket {
+    socket: Socket,
+    ifindex: u32,
+    local: Ipv4Addr,
+}
+
+/// A received packet: the IP-layer facts and where the VRRP message sits in the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Received {
+    pub meta: RxMeta,
+    pub message: Range<usize>,
+}
+
+/// Why a received datagram never reached the VRRP core.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IpHeaderError {
+    Truncated,
+    NotIpv4,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on `ifname`; `local` is the adverts' source address. With `multicast`
+    /// it joins 224.0.0.18 on the interface.
+    pub fn open(ifname: &str, ifindex: u32, local: Ipv4Addr, multicast: bool) -> io::Result<Self> {
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::from(i32::from(PROTOCOL))),
+        )?;
+        socket.bind_device(Some(ifname.as_bytes()))?;
+        socket.set_ttl_v4(u32::from(TTL))?;
+        socket.set_multicast_ttl_v4(u32::from(TTL))?;
+        socket.set_multicast_loop_v4(false)?;
+        socket.set_multicast_if_v4(&local)?;
+        if multicast {
+            socket.join_multicast_v4_n(&MULTICAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
+        }
+        Ok(VrrpSocket {
+            socket,
+            ifindex,
+            local,
+        })
+    }
+
+    /// Sends one VRRP message to `dst`, from the instance's own address (not a VIP that
+    /// may sit on the same interface).
+    pub fn send(&self, message: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+        let info = libc::in_pktinfo {
+            ipi_ifindex: self.ifindex as libc::c_int,
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(self.local).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+        sendmsg(
+            self.socket.as_raw_fd(),
+            &[IoSlice::new(message)],
+            &[ControlMessage::Ipv4PacketInfo(&info)],
+            MsgFlags::MSG_DONTWAIT,
+            Some(&to),
+        )?;
+        Ok(())
+    }
+
+    /// Receives one datagram into `buf` (IP header included); `Ok(None)` when none is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match nix::sys::socket::recv(self.socket.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => Ok(Some(n)),
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl AsFd for VrrpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// Splits a datagram from a raw IPv4 socket into the IP facts and the VRRP message, cut at
+/// the header's total length (anything after it is link padding).
+pub fn split_ipv4(datagram: &[u8]) -> Result<Received, IpHeaderError> {
+    let first = *datagram.first().ok_or(IpHeaderError::Truncated)?;
+    if first >> 4 != 4 {
+        return Err(IpHeaderError::NotIpv4);
+    }
+    let header_len = usize::from(first & 0x0f) * 4;
+    if header_len < 20 || datagram.len() < header_len {
+        return Err(IpHeaderError::Truncated);
+    }
+    let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    if total < header_len || total > datagram.len() {
+        return Err(IpHeaderError::Truncated);
+    }
+    let addr = |at: usize| {
+        Ipv4Addr::new(
+            datagram[at],
+            datagram[at + 1],
+            datagram[at + 2],
+            datagram[at + 3],
+        )
+    };
+    Ok(Received {
+        meta: RxMeta {
+            ttl: datagram[8],
+            src: IpAddr::V4(addr(12)),
+            dst: IpAddr::V4(addr(16)),
+        },
+        message: header_len..total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A keepalived-style VRRPv2 advert as a raw socket hands it over: 20-byte IP header,
+    /// 20-byte message, then 6 bytes of Ethernet padding.
+    const DATAGRAM: [u8; 46] = [
+        0x45, 0xc0, 0x00, 0x28, 0x00, 0x01, 0x00, 0x00, 0xff, 0x70, 0x00, 0x00, 192, 0, 2, 2, 224,
+        0, 0, 18, // IP
+        0x21, 51, 150, 1, 0, 1, 0, 0, 192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, // VRRP
+        0, 0, 0, 0, 0, 0, // padding
+    ];
+
+    #[test]
+    fn splits_header_and_cuts_padding() {
+        let r = split_ipv4(&DATAGRAM).unwrap();
+        assert_eq!(r.meta.ttl, 255);
+        assert_eq!(r.meta.src, "192.0.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(r.meta.dst, "224.0.0.18".parse::<IpAddr>().unwrap());
+        assert_eq!(r.message, 20..40);
+    }
+
+    #[test]
+    fn rejects_short_and_foreign_headers() {
+        assert_eq!(split_ipv4(&[]), Err(IpHeaderError::Truncated));
+        assert_eq!(split_ipv4(&DATAGRAM[..19]), Err(IpHeaderError::Truncated));
+        let mut v6 = DATAGRAM;
+        v6[0] = 0x60;
+        assert_eq!(split_ipv4(&v6), Err(IpHeaderError::NotIpv4));
+        let mut short_ihl = DATAGRAM;
+        short_ihl[0] = 0x44;
+        assert_eq!(split_ipv4(&short_ihl), Err(IpHeaderError::Truncated));
+        let mut long_total = DATAGRAM;
+        long_total[3] = 200;
+        assert_eq!(split_ipv4(&long_total), Err(IpHeaderError::Truncated));
+        for n in 0..DATAGRAM.len() {
+            let _ = split_ipv4(&DATAGRAM[..n]);
+        }
+    }
+}
