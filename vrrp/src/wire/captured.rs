@@ -28,8 +28,41 @@ pub struct Capture {
     pub addrs: &'static [&'static str],
 }
 
-/// Captures from real peers. Empty until the first keepalived capture is recorded.
-pub const CAPTURES: &[Capture] = &[];
+/// Captures from real peers, recorded with tcpdump in the namespace lab (`scripts/lab`).
+pub const CAPTURES: &[Capture] = &[
+    Capture {
+        name: "keepalived 2.2.7 (Debian 12), vrrp_version 3, advert_int 0.1, priority 100",
+        ttl: 255,
+        src: "192.0.2.3",
+        dst: "224.0.0.18",
+        checksum_mode: ChecksumMode::Rfc,
+        payload: &[
+            0x31, 0x33, 0x64, 0x01, 0x00, 0x0a, 0x06, 0x24, 0xc0, 0x00, 0x02, 0x0a,
+        ],
+        version: Version::V3,
+        vrid: 51,
+        priority: 100,
+        interval_centis: 10,
+        addrs: &["192.0.2.10"],
+    },
+    Capture {
+        name: "keepalived 2.2.7 (Debian 12), vrrp_version 2, advert_int 1, auth_type PASS \
+               auth_pass secret1, priority 100",
+        ttl: 255,
+        src: "192.0.2.3",
+        dst: "224.0.0.18",
+        checksum_mode: ChecksumMode::Rfc,
+        payload: &[
+            0x21, 0x33, 0x64, 0x01, 0x01, 0x01, 0x4a, 0x73, 0xc0, 0x00, 0x02, 0x0a, 0x73, 0x65,
+            0x63, 0x72, 0x65, 0x74, 0x31, 0x00,
+        ],
+        version: Version::V2,
+        vrid: 51,
+        priority: 100,
+        interval_centis: 100,
+        addrs: &["192.0.2.10"],
+    },
+];
 
 fn check(c: &Capture) {
     let src: IpAddr = c.src.parse().unwrap();
