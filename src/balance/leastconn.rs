@@ -2,10 +2,8 @@
 //! cross-multiplying. The scan starts at the next server of a smooth weighted rotation, so
 //! ties (idle servers above all) go round robin in proportion to weight.
 
-use std::sync::atomic::AtomicU32;
-
 use super::roundrobin::Rotation;
-use super::{load_of, Member, PickState};
+use super::{load_of, Loads, Member, PickState};
 
 #[derive(Debug)]
 pub(super) struct LeastConn {
@@ -33,11 +31,11 @@ impl LeastConn {
 
     /// The lightest server other than `exclude`; `None` when `exclude` is the only one.
     #[inline]
-    pub(super) fn pick(
+    pub(super) fn pick<L: Loads + ?Sized>(
         &self,
         active: &[Member],
         state: &mut PickState,
-        load: &[AtomicU32],
+        load: &L,
         exclude: Option<usize>,
     ) -> Option<usize> {
         if self.rotation.len() == 0 {
@@ -59,7 +57,7 @@ impl LeastConn {
 }
 
 #[inline]
-fn scan(members: &[Member], load: &[AtomicU32], exclude: usize, best: &mut Best) {
+fn scan<L: Loads + ?Sized>(members: &[Member], load: &L, exclude: usize, best: &mut Best) {
     for m in members {
         let l = u64::from(load_of(load, m.index));
         let w = u64::from(m.weight);

@@ -10,6 +10,7 @@ mod roundrobin;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use leastconn::LeastConn;
 use maglev::SourceHash;
@@ -110,11 +111,11 @@ impl Selector {
     /// connections per server index across all workers (read by `LeastConn` and `Random`;
     /// a missing entry counts as 0). `exclude` is the server a connect just failed on: it
     /// is returned only when no other server can take traffic.
-    pub fn pick(
+    pub fn pick<L: Loads + ?Sized>(
         &self,
         state: &mut PickState,
         key: u64,
-        load: &[AtomicU32],
+        load: &L,
         exclude: Option<usize>,
     ) -> Option<usize> {
         if self.active.is_empty() {
@@ -257,9 +258,33 @@ fn successor(active: &[Member], exclude: Option<usize>) -> usize {
 
 /// The load of server `index`, 0 when the slice is too short.
 #[inline]
-fn load_of(load: &[AtomicU32], index: u32) -> u32 {
-    load.get(index as usize)
-        .map_or(0, |l| l.load(Ordering::Relaxed))
+fn load_of<L: Loads + ?Sized>(load: &L, index: u32) -> u32 {
+    load.load_at(index as usize)
+}
+
+/// Current connections per server index, as the selector reads them: a plain slice of
+/// counters, or shared counters that outlive one snapshot (kept per server across
+/// reloads). A missing entry reads as 0.
+pub trait Loads {
+    fn load_at(&self, index: usize) -> u32;
+}
+
+impl Loads for [AtomicU32] {
+    fn load_at(&self, index: usize) -> u32 {
+        self.get(index).map_or(0, |a| a.load(Ordering::Relaxed))
+    }
+}
+
+impl Loads for Vec<AtomicU32> {
+    fn load_at(&self, index: usize) -> u32 {
+        self.as_slice().load_at(index)
+    }
+}
+
+impl Loads for [Arc<AtomicU32>] {
+    fn load_at(&self, index: usize) -> u32 {
+        self.get(index).map_or(0, |a| a.load(Ordering::Relaxed))
+    }
 }
 
 /// Whether `load_a / weight_a < load_b / weight_b`, exactly (weights are > 0).

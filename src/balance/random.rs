@@ -2,9 +2,7 @@
 //! integer alias table, O(1) per draw) and send the connection to the one with the lower
 //! load / weight. Spreads like least connections without scanning every server.
 
-use std::sync::atomic::AtomicU32;
-
-use super::{lighter, load_of, Member, PickState};
+use super::{lighter, load_of, Loads, Member, PickState};
 
 #[derive(Debug)]
 pub(super) struct PowerOfTwo {
@@ -36,11 +34,11 @@ impl PowerOfTwo {
     /// The lighter of two weighted draws, avoiding `exclude`; `None` when four draws found
     /// nothing but `exclude` (the caller then takes the next server in list order).
     #[inline]
-    pub(super) fn pick(
+    pub(super) fn pick<L: Loads + ?Sized>(
         &self,
         active: &[Member],
         state: &mut PickState,
-        load: &[AtomicU32],
+        load: &L,
         exclude: Option<usize>,
     ) -> Option<usize> {
         if self.alias.columns.is_empty() {

@@ -252,7 +252,7 @@ fn short_load_slice_counts_as_idle() {
         let sel = Selector::build(alg, &servers);
         let mut st = PickState::new(3);
         for k in 0..1_000 {
-            assert!(sel.pick(&mut st, k, &[], None).is_some());
+            assert!(sel.pick(&mut st, k, &[] as &[AtomicU32], None).is_some());
         }
     }
 }

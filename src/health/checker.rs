@@ -34,8 +34,8 @@ pub struct PassiveReporter {
 
 enum Control {
     Passive(usize),
-    #[allow(dead_code)] // built by `replace`
-    Replace(Vec<Slot>),
+    /// New targets and the generation their verdicts carry.
+    Replace(Vec<Slot>, u64),
     Stop,
 }
 
@@ -61,6 +61,7 @@ impl Checker {
             held: Vec::new(),
             first_round: Arc::clone(&first_round),
             first_round_set,
+            generation: 0,
         };
         let thread = thread::Builder::new()
             .name("ringlb-health".into())
@@ -98,10 +99,15 @@ impl Checker {
     /// Targets without one start DOWN and are checked at once; their first results are
     /// reported together, as at start-up. Passive reports sent before this call may land
     /// on the new target of the same index.
-    #[allow(dead_code)] // the SIGHUP reload calls it; wired with the reload
-    pub fn replace(&self, targets: Vec<Target>, carried: Vec<Option<bool>>) -> io::Result<()> {
+    /// Verdicts about the new targets carry `generation` (those before carry 0).
+    pub fn replace(
+        &self,
+        targets: Vec<Target>,
+        carried: Vec<Option<bool>>,
+        generation: u64,
+    ) -> io::Result<()> {
         let slots = slots(targets, carried, Instant::now())?;
-        self.reporter.send(Control::Replace(slots))
+        self.reporter.send(Control::Replace(slots, generation))
     }
 
     /// Ends the health thread and waits for it. Idempotent.
@@ -233,6 +239,8 @@ struct Engine {
     held: Vec<StateChange>,
     first_round: Arc<FirstRound>,
     first_round_set: bool,
+    /// Generation of the current targets, copied into every `StateChange`.
+    generation: u64,
 }
 
 impl Engine {
@@ -347,6 +355,7 @@ impl Engine {
                         self.push(
                             StateChange {
                                 target: i,
+                                generation: self.generation,
                                 up: t.up,
                                 reason: t.reason,
                             },
@@ -355,9 +364,10 @@ impl Engine {
                         );
                     }
                 }
-                Ok(Control::Replace(slots)) => {
+                Ok(Control::Replace(slots, generation)) => {
                     // Changes of the old targets are meaningless under the new indices.
                     self.slots = slots;
+                    self.generation = generation;
                     self.held.clear();
                     changes.clear();
                 }
@@ -381,6 +391,7 @@ impl Engine {
             self.push(
                 StateChange {
                     target: i,
+                    generation: self.generation,
                     up: t.up,
                     reason: t.reason,
                 },

@@ -39,6 +39,8 @@ impl Target {
 pub struct StateChange {
     /// Index in the targets given to `Checker::spawn` or `Checker::replace`.
     pub target: usize,
+    /// The `generation` given with the targets (`replace`); 0 for those of `spawn`.
+    pub generation: u64,
     pub up: bool,
     /// The log line without its `ringlb: ` prefix, e.g.
     /// `server webfarm/web1 is DOWN: HTTP 503 (3/3 checks failed, last after 12 ms)`.

@@ -461,11 +461,13 @@ fn replace_keeps_carried_states_and_checks_new_targets() {
                 target("a", up.local_addr().unwrap(), hc),
             ],
             vec![None, Some(true)],
+            1,
         )
         .unwrap();
     let changes = next(&rx);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].target, 0);
+    assert_eq!(changes[0].generation, 1);
     assert!(changes[0]
         .reason
         .starts_with("server t/new is DOWN: connection refused (first check"));
@@ -504,6 +506,7 @@ fn stop_is_prompt_and_no_targets_is_a_done_round() {
         .replace(
             vec![target("a", listener.local_addr().unwrap(), hc)],
             vec![None],
+            1,
         )
         .unwrap();
     let t0 = Instant::now();

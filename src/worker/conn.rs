@@ -206,15 +206,15 @@ impl Worker {
         .encode()
     }
 
-    /// A new client connection, already counted against `maxconn`.
-    pub(super) fn start_conn(&mut self, fd: RawFd, listener: usize) {
+    /// A new client connection of `frontend` in `tables`, already counted against its
+    /// `maxconn`s.
+    pub(super) fn start_conn(&mut self, fd: RawFd, tables: Arc<Tables>, frontend: usize) {
         let Some(slot) = self.free.pop() else {
             // admit() checks for a free slot first; keep the invariant visible anyway.
+            self.shared.release(&tables.frontends[frontend]);
             sys::close(fd);
             return;
         };
-        let frontend = self.listeners[listener].frontend;
-        let tables = self.current_tables();
         let f = &tables.frontends[frontend];
         let forward = f.forward;
         let backend = f.backend;
@@ -664,7 +664,7 @@ impl Worker {
         }
         let freed_server = conn.counted.is_some();
         self.uncount(&mut conn);
-        self.shared.release(conn.frontend);
+        self.shared.release(&conn.tables.frontends[conn.frontend]);
         let entry = &mut self.slots[slot as usize];
         entry.gen = entry.gen.wrapping_add(1);
         self.free.push(slot);
@@ -770,7 +770,7 @@ impl Worker {
         let mut exclude = conn.server_idx;
         let pick = &mut self.picks[conn.backend];
         for _ in 0..table.selector.candidates() {
-            let Some(idx) = table.selector.pick(pick, key, &table.load, exclude) else {
+            let Some(idx) = table.selector.pick(pick, key, &*table.load, exclude) else {
                 return Pick::None;
             };
             let load = &table.load[idx];
@@ -795,8 +795,8 @@ impl Worker {
             return;
         }
         let target = conn.server_idx.and_then(|i| table.servers[i].check);
-        if let (Some(t), Some(reporter)) = (target, &self.shared.passive) {
-            reporter.passive_failure(t);
+        if let Some(t) = target {
+            self.shared.passive.passive_failure(t);
         }
     }
 

@@ -24,7 +24,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use crate::balance::PickState;
 use crate::health::PassiveReporter;
 use crate::sys;
-use crate::table::{SharedTables, Tables};
+use crate::table::{FrontendTable, SharedTables, Tables};
 use bufring::BufRing;
 use conn::Conn;
 use pipes::PipePool;
@@ -47,8 +47,12 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const LOG_FLUSH_BYTES: usize = 16 * 1024;
 
 /// Commands from the control thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
+    /// Start accepting on these new sockets (a reload added binds).
+    AddListeners(Vec<ListenerSpec>),
+    /// Stop accepting on these addresses and close their sockets (a reload removed binds).
+    RemoveListeners(Vec<SocketAddr>),
     /// Stop accepting; finish established connections, then exit.
     Stop,
     /// Close every connection now and exit.
@@ -59,42 +63,41 @@ pub enum Command {
 /// Touched once per connection, never per byte.
 pub struct Shared {
     pub conns: AtomicU32,
-    pub maxconn: u32,
-    pub frontend_conns: Vec<AtomicU32>,
-    pub frontend_maxconn: Vec<u32>,
+    /// Global cap; a reload may change it.
+    pub maxconn: AtomicU32,
     /// Per worker: milliseconds since `epoch` at its last loop turn.
     pub heartbeats: Vec<AtomicU64>,
     pub epoch: Instant,
-    /// Where failed connects go for passive health marking (when any backend is checked).
-    pub passive: Option<PassiveReporter>,
+    /// Where failed connects go for passive health marking.
+    pub passive: PassiveReporter,
 }
 
 impl Shared {
-    fn try_acquire(&self, frontend: usize) -> bool {
-        if self.conns.fetch_add(1, Ordering::Relaxed) >= self.maxconn {
+    fn try_acquire(&self, frontend: &FrontendTable) -> bool {
+        if self.conns.fetch_add(1, Ordering::Relaxed) >= self.maxconn.load(Ordering::Relaxed) {
             self.conns.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        let f = &self.frontend_conns[frontend];
-        if f.fetch_add(1, Ordering::Relaxed) >= self.frontend_maxconn[frontend] {
-            f.fetch_sub(1, Ordering::Relaxed);
+        if frontend.conns.fetch_add(1, Ordering::Relaxed) >= frontend.maxconn {
+            frontend.conns.fetch_sub(1, Ordering::Relaxed);
             self.conns.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
         true
     }
 
-    fn release(&self, frontend: usize) {
-        self.frontend_conns[frontend].fetch_sub(1, Ordering::Relaxed);
+    fn release(&self, frontend: &FrontendTable) {
+        frontend.conns.fetch_sub(1, Ordering::Relaxed);
         self.conns.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A listening socket handed to a worker.
+/// A listening socket handed to a worker. Which frontend it serves is looked up in the
+/// current snapshot by address.
+#[derive(Debug)]
 pub struct ListenerSpec {
     pub fd: OwnedFd,
     pub addr: SocketAddr,
-    pub frontend: usize,
 }
 
 pub struct WorkerSpec {
@@ -112,14 +115,28 @@ pub struct WorkerSpec {
 }
 
 struct Listener {
+    /// None once closed (stopping, or removed by a reload); the entry stays so that
+    /// indices in tokens stay valid.
     fd: Option<OwnedFd>,
     addr: SocketAddr,
-    frontend: usize,
     armed: bool,
     /// Not accepting because a connection limit is reached.
     paused: bool,
     backoff: Duration,
     backoff_ts: Timespec,
+}
+
+impl Listener {
+    fn new(spec: ListenerSpec) -> Listener {
+        Listener {
+            fd: Some(spec.fd),
+            addr: spec.addr,
+            armed: false,
+            paused: false,
+            backoff: ACCEPT_BACKOFF_MIN,
+            backoff_ts: Timespec::new(),
+        }
+    }
 }
 
 struct Slot {
@@ -174,19 +191,7 @@ impl Worker {
             id: spec.id,
             bufs,
             pipes,
-            listeners: spec
-                .listeners
-                .into_iter()
-                .map(|l| Listener {
-                    fd: Some(l.fd),
-                    addr: l.addr,
-                    frontend: l.frontend,
-                    armed: false,
-                    paused: false,
-                    backoff: ACCEPT_BACKOFF_MIN,
-                    backoff_ts: Timespec::new(),
-                })
-                .collect(),
+            listeners: spec.listeners.into_iter().map(Listener::new).collect(),
             slots: Vec::with_capacity(spec.max_conns),
             free: Vec::new(),
             live: 0,
@@ -401,8 +406,16 @@ impl Worker {
             sys::close(fd);
             return;
         }
-        let frontend = self.listeners[listener].frontend;
-        if !self.held.is_empty() || self.free.is_empty() || !self.shared.try_acquire(frontend) {
+        let tables = self.current_tables();
+        let Some(frontend) = tables.frontend_of(self.listeners[listener].addr) else {
+            // The bind was removed by a reload while this connection was being accepted.
+            sys::close(fd);
+            return;
+        };
+        if !self.held.is_empty()
+            || self.free.is_empty()
+            || !self.shared.try_acquire(&tables.frontends[frontend])
+        {
             // HAProxy's maxconn semantics: stop accepting; what arrives meanwhile waits in
             // the kernel's accept queue.
             self.held.push_back((fd, listener));
@@ -412,18 +425,23 @@ impl Worker {
             }
             return;
         }
-        self.start_conn(fd, listener);
+        self.start_conn(fd, tables, frontend);
     }
 
     /// Starts held connections while limits allow, then resumes paused listeners.
     fn resume_held(&mut self) {
         while let Some(&(fd, listener)) = self.held.front() {
-            let frontend = self.listeners[listener].frontend;
-            if self.free.is_empty() || !self.shared.try_acquire(frontend) {
+            let tables = self.current_tables();
+            let Some(frontend) = tables.frontend_of(self.listeners[listener].addr) else {
+                self.held.pop_front();
+                sys::close(fd);
+                continue;
+            };
+            if self.free.is_empty() || !self.shared.try_acquire(&tables.frontends[frontend]) {
                 return;
             }
             self.held.pop_front();
-            self.start_conn(fd, listener);
+            self.start_conn(fd, tables, frontend);
         }
         for i in 0..self.listeners.len() {
             if self.listeners[i].paused {
@@ -457,6 +475,16 @@ impl Worker {
         }
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
+                Command::AddListeners(specs) => {
+                    for spec in specs {
+                        if self.stopping {
+                            continue;
+                        }
+                        self.listeners.push(Listener::new(spec));
+                        self.arm_accept(self.listeners.len() - 1);
+                    }
+                }
+                Command::RemoveListeners(addrs) => self.remove_listeners(&addrs),
                 Command::Stop => self.stop_accepting(),
                 Command::Abort => {
                     self.stop_accepting();
@@ -464,6 +492,22 @@ impl Worker {
                 }
             }
         }
+    }
+
+    fn remove_listeners(&mut self, addrs: &[SocketAddr]) {
+        let gone: Vec<usize> = (0..self.listeners.len())
+            .filter(|&i| self.listeners[i].fd.is_some() && addrs.contains(&self.listeners[i].addr))
+            .collect();
+        for &i in &gone {
+            self.cancel_accept(i);
+        }
+        // The cancels must reach the kernel while the sockets are still open.
+        let _ = self.ring.submit();
+        for &i in &gone {
+            self.listeners[i].fd = None;
+            self.listeners[i].paused = false;
+        }
+        // Held connections of a removed bind are closed when their turn comes.
     }
 
     fn stop_accepting(&mut self) {

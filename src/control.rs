@@ -1,0 +1,247 @@
+//! The control thread after start-up: turns signals into actions. SIGHUP reloads the
+//! config inside the running process (validate, then apply as a diff: new snapshot,
+//! listeners opened and closed per bind, health targets replaced); SIGTERM/SIGINT drain.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use nix::sys::signal::Signal;
+
+use crate::config::{self, Config};
+use crate::health::{self, Checker};
+use crate::listener;
+use crate::registry::ServerRegistry;
+use crate::worker::{Command, ListenerSpec, Shared};
+
+/// How the control thread reaches one worker.
+pub struct WorkerHandle {
+    pub commands: Sender<Command>,
+    pub wake: Arc<OwnedFd>,
+}
+
+impl WorkerHandle {
+    fn send(&self, cmd: Command) {
+        let _ = self.commands.send(cmd);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
+        unsafe {
+            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+}
+
+pub struct Control {
+    pub config_path: PathBuf,
+    pub registry: Arc<Mutex<ServerRegistry>>,
+    pub checker: Checker,
+    pub workers: Vec<WorkerHandle>,
+    pub shared: Arc<Shared>,
+    /// The connection budget the fd limit allows; `maxconn` never exceeds it.
+    pub fd_conns: u32,
+    pub reloads: u64,
+    pub failed_reloads: u64,
+    /// Shut down (priority 0, VIPs removed) before draining.
+    pub vrrp: Option<crate::ha::Vrrp>,
+}
+
+pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
+    // The registry stays consistent across a panic elsewhere: every change is one store.
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Health-check targets of the registry's current config, and the longest check timeout.
+pub fn health_targets(reg: &ServerRegistry) -> (Vec<health::Target>, Duration) {
+    let c = reg.config();
+    let mut wait = Duration::ZERO;
+    let targets = reg
+        .targets()
+        .iter()
+        .filter_map(|&(b, s)| {
+            let backend = &c.backends[b];
+            let check = backend.health_check.as_ref()?;
+            wait = wait.max(check.timeout);
+            Some(health::Target::new(
+                &backend.name,
+                &backend.servers[s],
+                check,
+            ))
+        })
+        .collect();
+    (targets, wait)
+}
+
+/// Starts the health checker for `targets`; its verdicts update `registry`.
+pub fn spawn_checker(
+    registry: &Arc<Mutex<ServerRegistry>>,
+    targets: Vec<health::Target>,
+) -> Result<Checker, String> {
+    let reg = registry.clone();
+    Checker::spawn(
+        targets,
+        Box::new(move |changes| {
+            let mut reg = lock(&reg);
+            for change in changes {
+                reg.set_health(change.generation, change.target, change.up);
+            }
+            reg.publish();
+        }),
+    )
+    .map_err(|e| format!("health checker: {e}"))
+}
+
+impl Control {
+    /// Serves signals until SIGTERM/SIGINT, then drains: workers stop accepting, get
+    /// `grace` to finish their connections, then close what is left. A second signal
+    /// exits at once.
+    pub fn run(mut self, signals: &Receiver<Signal>, exits: &Receiver<usize>) {
+        let mut running = self.workers.len();
+        loop {
+            select! {
+                recv(signals) -> sig => match sig {
+                    Ok(Signal::SIGHUP) => self.reload(),
+                    Ok(sig) => {
+                        eprintln!(
+                            "ringlb: {sig}: stopping; established connections get {:?}",
+                            self.grace()
+                        );
+                        break;
+                    }
+                    Err(_) => return,
+                },
+                recv(exits) -> _ => {
+                    running -= 1;
+                    if running == 0 {
+                        eprintln!("ringlb: every worker exited");
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(vrrp) = self.vrrp.take() {
+            vrrp.shutdown();
+        }
+        self.broadcast(|| Command::Stop);
+        let deadline = crossbeam_channel::after(self.grace());
+        let mut aborted = false;
+        while running > 0 {
+            select! {
+                recv(exits) -> _ => running -= 1,
+                recv(signals) -> sig => {
+                    if !matches!(sig, Ok(Signal::SIGHUP)) {
+                        eprintln!("ringlb: second signal: exiting now");
+                        std::process::exit(0);
+                    }
+                },
+                recv(deadline) -> _ => {
+                    if !aborted {
+                        aborted = true;
+                        eprintln!("ringlb: grace period over; closing remaining connections");
+                        self.broadcast(|| Command::Abort);
+                    }
+                }
+            }
+        }
+        self.checker.stop();
+        eprintln!("ringlb: stopped");
+    }
+
+    fn grace(&self) -> Duration {
+        lock(&self.registry).config().grace
+    }
+
+    fn broadcast(&self, cmd: impl Fn() -> Command) {
+        for w in &self.workers {
+            w.send(cmd());
+        }
+    }
+
+    /// Re-reads the config file. An invalid file changes nothing; a valid one is applied
+    /// as a diff, and one summary line says what changed.
+    fn reload(&mut self) {
+        self.reloads += 1;
+        let n = self.reloads;
+        let new = match config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.failed_reloads += 1;
+                eprintln!("{e}");
+                eprintln!("ringlb: reload #{n} failed: configuration invalid; still serving the previous one");
+                return;
+            }
+        };
+        match self.apply(new) {
+            Ok(summary) => eprintln!("ringlb: reload #{n} ok: {summary}"),
+            Err(e) => {
+                self.failed_reloads += 1;
+                eprintln!(
+                    "ringlb: reload #{n} failed: {e}; still serving the previous configuration"
+                );
+            }
+        }
+    }
+
+    fn apply(&mut self, new: Config) -> Result<String, String> {
+        let old_binds = binds(lock(&self.registry).config());
+        let new_binds = binds(&new);
+        let added: Vec<_> = new_binds
+            .iter()
+            .filter(|a| !old_binds.contains(a))
+            .copied()
+            .collect();
+        let removed: Vec<_> = old_binds
+            .iter()
+            .filter(|a| !new_binds.contains(a))
+            .copied()
+            .collect();
+
+        // Open every new socket before changing anything: a bind that fails leaves the
+        // old configuration in place, whole.
+        let mut per_worker: Vec<Vec<ListenerSpec>> =
+            self.workers.iter().map(|_| Vec::new()).collect();
+        for &addr in &added {
+            for specs in per_worker.iter_mut() {
+                let fd = listener::reuseport_listener(addr)
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                specs.push(ListenerSpec { fd, addr });
+            }
+        }
+
+        let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
+        let (outcome, targets, carried, generation) = {
+            let mut reg = lock(&self.registry);
+            let (outcome, before) = reg.reload(new);
+            let (targets, _) = health_targets(&reg);
+            let carried = reg.carried_health(&before);
+            (outcome, targets, carried, reg.generation())
+        };
+        self.shared.maxconn.store(maxconn, Ordering::Relaxed);
+
+        // The new snapshot is published: now the new listeners may accept.
+        for (w, specs) in self.workers.iter().zip(per_worker) {
+            if !specs.is_empty() {
+                w.send(Command::AddListeners(specs));
+            }
+        }
+        if !removed.is_empty() {
+            self.broadcast(|| Command::RemoveListeners(removed.clone()));
+        }
+        self.checker
+            .replace(targets, carried, generation)
+            .map_err(|e| format!("health checker: {e}"))?;
+        for what in &outcome.needs_restart {
+            eprintln!("ringlb: reload: {what} changed; this needs a restart and is not applied");
+        }
+        Ok(outcome.summary)
+    }
+}
+
+fn binds(c: &Config) -> Vec<std::net::SocketAddr> {
+    c.frontends
+        .iter()
+        .flat_map(|f| f.bind.iter().copied())
+        .collect()
+}

@@ -1,0 +1,480 @@
+//! The control plane's view of every server: the current config, each server's health
+//! state and connection counter, and the snapshot last published. A health verdict or a
+//! reload changes this view and publishes a new snapshot; state and counters follow a
+//! server's identity (backend, name, address) across reloads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::balance::{Selector, ServerSpec};
+use crate::config::{Balance, Config};
+use crate::table::{
+    algorithm, BackendTable, FrontendTable, ServerEntry, ServerState, SharedTables, Tables,
+};
+
+/// A server's identity: a reload that keeps all three keeps its state and counter.
+type ServerKey = (String, String, SocketAddr);
+
+struct ServerRuntime {
+    state: ServerState,
+    load: Arc<AtomicU32>,
+}
+
+pub struct ServerRegistry {
+    config: Config,
+    /// Per backend, per server (config order).
+    servers: Vec<Vec<ServerRuntime>>,
+    /// Per frontend (config order).
+    frontend_conns: Vec<Arc<AtomicU32>>,
+    /// Health-check target index → (backend, server).
+    targets: Vec<(usize, usize)>,
+    /// Bumped by every reload; health verdicts carry the generation of their targets.
+    generation: u64,
+    tables: SharedTables,
+}
+
+/// What a reload did, for the summary log line and the health checker.
+pub struct ReloadOutcome {
+    /// e.g. `backend webfarm +web3 -web1 ~web2(weight 1→3); frontend api added`.
+    pub summary: String,
+    /// Settings that only a restart applies.
+    pub needs_restart: Vec<String>,
+}
+
+impl ServerRegistry {
+    /// Servers of a checked backend start DOWN until their first check; the others UP, as
+    /// HAProxy treats servers without `check`.
+    pub fn new(config: Config) -> ServerRegistry {
+        let mut registry = ServerRegistry {
+            servers: Vec::new(),
+            frontend_conns: Vec::new(),
+            targets: Vec::new(),
+            generation: 0,
+            tables: Arc::new(ArcSwap::from_pointee(Tables {
+                frontends: Vec::new(),
+                backends: Vec::new(),
+                binds: Vec::new(),
+            })),
+            // Nothing to carry yet: adopt() pairs the old config with no runtime state.
+            config: config.clone(),
+        };
+        registry.adopt(config);
+        registry
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn tables(&self) -> SharedTables {
+        self.tables.clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// (backend, server) of every health-check target, in target order.
+    pub fn targets(&self) -> &[(usize, usize)] {
+        &self.targets
+    }
+
+    /// The last verdict of each target while its server existed before this reload, for
+    /// the checker to carry: `None` for targets that are new.
+    pub fn carried_health(&self, before: &HashMap<ServerKey, ServerState>) -> Vec<Option<bool>> {
+        self.targets
+            .iter()
+            .map(|&(b, s)| {
+                let backend = &self.config.backends[b];
+                let server = &backend.servers[s];
+                before
+                    .get(&(backend.name.clone(), server.name.clone(), server.addr))
+                    .map(|&st| st == ServerState::Up)
+            })
+            .collect()
+    }
+
+    /// Records a health verdict for check target `target` of `generation`; verdicts
+    /// about the targets of an older config are dropped.
+    pub fn set_health(&mut self, generation: u64, target: usize, up: bool) {
+        if generation != self.generation {
+            return;
+        }
+        if let Some(&(b, s)) = self.targets.get(target) {
+            self.servers[b][s].state = if up {
+                ServerState::Up
+            } else {
+                ServerState::Down
+            };
+        }
+    }
+
+    /// Applies a new config: servers that keep their identity keep their state and
+    /// counter, checked servers that are new start DOWN, and the snapshot is published.
+    /// Returns the summary and the checked servers' states from before, for the checker.
+    pub fn reload(&mut self, new: Config) -> (ReloadOutcome, HashMap<ServerKey, ServerState>) {
+        let before = self.checked_states();
+        let summary = describe_changes(&self.config, &new);
+        let mut needs_restart = Vec::new();
+        if new.workers != self.config.workers {
+            needs_restart.push(format!(
+                "workers {} → {}",
+                show(self.config.workers),
+                show(new.workers)
+            ));
+        }
+        if new.vrrp != self.config.vrrp {
+            needs_restart.push("vrrp section".to_string());
+        }
+        self.adopt(new);
+        self.generation += 1;
+        (
+            ReloadOutcome {
+                summary,
+                needs_restart,
+            },
+            before,
+        )
+    }
+
+    fn checked_states(&self) -> HashMap<ServerKey, ServerState> {
+        self.targets
+            .iter()
+            .map(|&(b, s)| {
+                let backend = &self.config.backends[b];
+                let server = &backend.servers[s];
+                (
+                    (backend.name.clone(), server.name.clone(), server.addr),
+                    self.servers[b][s].state,
+                )
+            })
+            .collect()
+    }
+
+    /// Takes `config` as current, carrying runtime state by identity, and publishes.
+    fn adopt(&mut self, config: Config) {
+        let mut old: HashMap<ServerKey, ServerRuntime> = HashMap::new();
+        for (b, runtimes) in self.config.backends.iter().zip(self.servers.drain(..)) {
+            for (s, rt) in b.servers.iter().zip(runtimes) {
+                old.insert((b.name.clone(), s.name.clone(), s.addr), rt);
+            }
+        }
+        let old_frontends: HashMap<&str, Arc<AtomicU32>> = self
+            .config
+            .frontends
+            .iter()
+            .zip(self.frontend_conns.iter())
+            .map(|(f, c)| (f.name.as_str(), c.clone()))
+            .collect();
+        let frontend_conns = config
+            .frontends
+            .iter()
+            .map(|f| {
+                old_frontends
+                    .get(f.name.as_str())
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.frontend_conns = frontend_conns;
+
+        self.targets.clear();
+        self.servers = config
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(bi, b)| {
+                b.servers
+                    .iter()
+                    .enumerate()
+                    .map(|(si, s)| {
+                        let checked = b.health_check.is_some();
+                        if checked {
+                            self.targets.push((bi, si));
+                        }
+                        let carried = old.remove(&(b.name.clone(), s.name.clone(), s.addr));
+                        let state = match (&carried, checked) {
+                            (_, false) => ServerState::Up,
+                            (Some(rt), true) => rt.state,
+                            (None, true) => ServerState::Down,
+                        };
+                        ServerRuntime {
+                            state,
+                            load: carried.map(|rt| rt.load).unwrap_or_default(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        self.config = config;
+        self.publish();
+    }
+
+    /// Builds and publishes a snapshot of the current config and states.
+    pub fn publish(&mut self) {
+        let c = &self.config;
+        let target_of = |b: usize, s: usize| self.targets.iter().position(|&t| t == (b, s));
+        let tables = Tables {
+            frontends: c
+                .frontends
+                .iter()
+                .zip(&self.frontend_conns)
+                .map(|(f, conns)| FrontendTable {
+                    name: f.name.clone(),
+                    backend: f.backend,
+                    forward: f.forward,
+                    log: f.log,
+                    maxconn: f.maxconn.unwrap_or(u32::MAX),
+                    conns: conns.clone(),
+                })
+                .collect(),
+            binds: c
+                .frontends
+                .iter()
+                .enumerate()
+                .flat_map(|(i, f)| f.bind.iter().map(move |a| (*a, i)))
+                .collect(),
+            backends: c
+                .backends
+                .iter()
+                .zip(&self.servers)
+                .enumerate()
+                .map(|(bi, (b, runtimes))| {
+                    let specs: Vec<ServerSpec<'_>> = b
+                        .servers
+                        .iter()
+                        .zip(runtimes)
+                        .map(|(s, rt)| ServerSpec {
+                            name: &s.name,
+                            weight: s.weight,
+                            usable: rt.state == ServerState::Up,
+                            backup: s.backup,
+                        })
+                        .collect();
+                    BackendTable {
+                        name: b.name.clone(),
+                        retries: b.retries,
+                        timeouts: b.timeouts,
+                        no_server: b.no_server,
+                        hashes_source: b.balance == Balance::Source,
+                        passive_checks: b
+                            .health_check
+                            .as_ref()
+                            .is_some_and(|h| h.passive_errors.is_some()),
+                        selector: Selector::build(algorithm(b.balance), &specs),
+                        load: runtimes.iter().map(|rt| rt.load.clone()).collect(),
+                        servers: b
+                            .servers
+                            .iter()
+                            .enumerate()
+                            .map(|(si, s)| ServerEntry {
+                                name: s.name.clone(),
+                                addr: s.addr,
+                                maxconn: s.maxconn.unwrap_or(u32::MAX),
+                                check: target_of(bi, si),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        };
+        self.tables.store(Arc::new(tables));
+    }
+}
+
+fn show(workers: Option<usize>) -> String {
+    workers.map_or_else(|| "auto".to_string(), |w| w.to_string())
+}
+
+/// The reload summary: what was added (+), removed (-) and changed (~), per backend and
+/// frontend, e.g. `backend webfarm +web3 -web1 ~web2(weight 1→3); frontend api added`.
+fn describe_changes(old: &Config, new: &Config) -> String {
+    let mut parts = Vec::new();
+    for b in &new.backends {
+        let Some(ob) = old.backends.iter().find(|o| o.name == b.name) else {
+            parts.push(format!("backend {} added", b.name));
+            continue;
+        };
+        let mut items = Vec::new();
+        if ob.balance != b.balance {
+            items.push(format!("balance {:?}→{:?}", ob.balance, b.balance).to_lowercase());
+        }
+        if ob.health_check != b.health_check {
+            items.push("health_check changed".to_string());
+        }
+        if ob.timeouts != b.timeouts || ob.retries != b.retries || ob.no_server != b.no_server {
+            items.push("settings changed".to_string());
+        }
+        for s in &b.servers {
+            match ob.servers.iter().find(|o| o.name == s.name) {
+                None => items.push(format!("+{}", s.name)),
+                Some(os) => {
+                    let mut what = Vec::new();
+                    if os.addr != s.addr {
+                        what.push(format!("addr {}→{}", os.addr, s.addr));
+                    }
+                    if os.weight != s.weight {
+                        what.push(format!("weight {}→{}", os.weight, s.weight));
+                    }
+                    if os.backup != s.backup
+                        || os.maxconn != s.maxconn
+                        || os.check_addr != s.check_addr
+                    {
+                        what.push("settings".to_string());
+                    }
+                    if !what.is_empty() {
+                        items.push(format!("~{}({})", s.name, what.join(", ")));
+                    }
+                }
+            }
+        }
+        for os in &ob.servers {
+            if !b.servers.iter().any(|s| s.name == os.name) {
+                items.push(format!("-{}", os.name));
+            }
+        }
+        if !items.is_empty() {
+            parts.push(format!("backend {} {}", b.name, items.join(" ")));
+        }
+    }
+    for ob in &old.backends {
+        if !new.backends.iter().any(|b| b.name == ob.name) {
+            parts.push(format!("backend {} removed", ob.name));
+        }
+    }
+    for f in &new.frontends {
+        let Some(of) = old.frontends.iter().find(|o| o.name == f.name) else {
+            parts.push(format!("frontend {} added", f.name));
+            continue;
+        };
+        let mut items = Vec::new();
+        for a in f.bind.iter().filter(|a| !of.bind.contains(a)) {
+            items.push(format!("+bind {a}"));
+        }
+        for a in of.bind.iter().filter(|a| !f.bind.contains(a)) {
+            items.push(format!("-bind {a}"));
+        }
+        if new.backends.get(f.backend).map(|b| &b.name)
+            != old.backends.get(of.backend).map(|b| &b.name)
+        {
+            items.push("backend changed".to_string());
+        }
+        if of.forward != f.forward || of.log != f.log || of.maxconn != f.maxconn {
+            items.push("settings changed".to_string());
+        }
+        if !items.is_empty() {
+            parts.push(format!("frontend {} {}", f.name, items.join(" ")));
+        }
+    }
+    for of in &old.frontends {
+        if !new.frontends.iter().any(|f| f.name == of.name) {
+            parts.push(format!("frontend {} removed", of.name));
+        }
+    }
+    if old.maxconn != new.maxconn || old.grace != new.grace {
+        parts.push("global settings changed".to_string());
+    }
+    if parts.is_empty() {
+        "no change".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::config;
+
+    const TEXT: &str = r#"{
+  "frontends": [ { "name": "f", "bind": ["127.0.0.1:1"], "backend": "checked" } ],
+  "backends": [
+    { "name": "checked", "health_check": { "type": "tcp" },
+      "servers": [ { "name": "a", "addr": "127.0.0.1:2" }, { "name": "b", "addr": "127.0.0.1:3" } ] },
+    { "name": "plain", "servers": [ { "name": "c", "addr": "127.0.0.1:4", "maxconn": 7 } ] }
+  ] }"#;
+
+    fn parse(text: &str) -> Config {
+        config::parse("t", text).unwrap()
+    }
+
+    #[test]
+    fn checked_servers_start_down_and_follow_verdicts() {
+        let mut r = ServerRegistry::new(parse(TEXT));
+        let t = r.tables().load_full();
+        assert_eq!(t.backends[0].selector.candidates(), 0);
+        assert_eq!(t.backends[1].selector.candidates(), 1);
+        assert_eq!(t.backends[1].servers[0].maxconn, 7);
+        assert_eq!(r.targets(), &[(0, 0), (0, 1)]);
+        assert_eq!(t.backends[0].servers[1].check, Some(1));
+        assert_eq!(t.frontend_of("127.0.0.1:1".parse().unwrap()), Some(0));
+
+        r.set_health(0, 1, true);
+        r.publish();
+        let t2 = r.tables().load_full();
+        assert_eq!(t2.backends[0].selector.candidates(), 1);
+        assert!(Arc::ptr_eq(&t.backends[0].load[1], &t2.backends[0].load[1]));
+        // A verdict about an older generation of targets is dropped.
+        r.set_health(7, 0, true);
+        r.publish();
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
+    }
+
+    #[test]
+    fn reload_carries_state_and_counters_by_identity() {
+        let mut r = ServerRegistry::new(parse(TEXT));
+        r.set_health(0, 0, true);
+        r.set_health(0, 1, true);
+        r.publish();
+        let before = r.tables().load_full();
+        before.backends[0].load[0].store(5, Ordering::Relaxed);
+
+        // web b moves address (new identity), a keeps it, d is added; c's weight changes.
+        let text = TEXT
+            .replace("127.0.0.1:3", "127.0.0.1:9")
+            .replace(
+                r#"{ "name": "b", "addr": "127.0.0.1:9" }"#,
+                r#"{ "name": "b", "addr": "127.0.0.1:9" }, { "name": "d", "addr": "127.0.0.1:5" }"#,
+            )
+            .replace(r#""maxconn": 7 }"#, r#""maxconn": 7, "weight": 3 }"#)
+            .replace(
+                r#""bind": ["127.0.0.1:1"]"#,
+                r#""bind": ["127.0.0.1:1", "127.0.0.1:8"]"#,
+            );
+        let (outcome, old_states) = r.reload(parse(&text));
+        assert_eq!(
+            outcome.summary,
+            "backend checked ~b(addr 127.0.0.1:3→127.0.0.1:9) +d; backend plain ~c(weight 1→3); frontend f +bind 127.0.0.1:8"
+        );
+        assert!(outcome.needs_restart.is_empty());
+        let after = r.tables().load_full();
+        // a kept its identity: same counter, still UP. b and d are new identities: DOWN.
+        assert!(Arc::ptr_eq(
+            &before.backends[0].load[0],
+            &after.backends[0].load[0]
+        ));
+        assert_eq!(after.backends[0].load[0].load(Ordering::Relaxed), 5);
+        assert_eq!(after.backends[0].selector.candidates(), 1);
+        assert_eq!(r.carried_health(&old_states), vec![Some(true), None, None]);
+        assert_eq!(r.generation(), 1);
+        assert_eq!(after.frontend_of("127.0.0.1:8".parse().unwrap()), Some(0));
+        assert!(Arc::ptr_eq(
+            &before.frontends[0].conns,
+            &after.frontends[0].conns
+        ));
+    }
+
+    #[test]
+    fn reload_reports_restart_only_settings() {
+        let mut r = ServerRegistry::new(parse(TEXT));
+        let (outcome, _) = r.reload(parse(&TEXT.replacen('{', r#"{ "workers": 3,"#, 1)));
+        assert_eq!(outcome.summary, "no change");
+        assert_eq!(outcome.needs_restart, vec!["workers auto → 3".to_string()]);
+    }
+}
