@@ -55,6 +55,7 @@ impl ServerRegistry {
             targets: Vec::new(),
             generation: 0,
             tables: Arc::new(ArcSwap::from_pointee(Tables {
+                drain_timeout: None,
                 frontends: Vec::new(),
                 backends: Vec::new(),
                 binds: Vec::new(),
@@ -219,6 +220,7 @@ impl ServerRegistry {
         let c = &self.config;
         let target_of = |b: usize, s: usize| self.targets.iter().position(|&t| t == (b, s));
         let tables = Tables {
+            drain_timeout: c.drain_timeout,
             frontends: c
                 .frontends
                 .iter()
@@ -375,7 +377,10 @@ fn describe_changes(old: &Config, new: &Config) -> String {
             parts.push(format!("frontend {} removed", of.name));
         }
     }
-    if old.maxconn != new.maxconn || old.grace != new.grace {
+    if old.maxconn != new.maxconn
+        || old.grace != new.grace
+        || old.drain_timeout != new.drain_timeout
+    {
         parts.push("global settings changed".to_string());
     }
     if parts.is_empty() {

@@ -16,12 +16,29 @@ use crate::config::{Balance, Forward, NoServer, Timeouts};
 pub struct Tables {
     pub frontends: Vec<FrontendTable>,
     pub backends: Vec<BackendTable>,
+    /// How long connections to a server that a reload removed may go on.
+    pub drain_timeout: Option<std::time::Duration>,
     /// Which frontend each bound address serves. Listeners know only their address, so a
     /// reload can move a bind between frontends without touching its socket.
     pub binds: Vec<(SocketAddr, usize)>,
 }
 
 impl Tables {
+    /// Whether server `server` of backend `backend` of `older` is still in this snapshot
+    /// under the same identity (backend name, server name, address).
+    pub fn has_server_of(&self, older: &Tables, backend: usize, server: usize) -> bool {
+        let b = &older.backends[backend];
+        let s = &b.servers[server];
+        self.backends
+            .iter()
+            .filter(|nb| nb.name == b.name)
+            .any(|nb| {
+                nb.servers
+                    .iter()
+                    .any(|ns| ns.name == s.name && ns.addr == s.addr)
+            })
+    }
+
     /// The frontend a connection accepted on `addr` belongs to, if the bind still exists.
     pub fn frontend_of(&self, addr: SocketAddr) -> Option<usize> {
         self.binds.iter().find(|(a, _)| *a == addr).map(|&(_, f)| f)

@@ -29,6 +29,9 @@ pub struct Config {
     pub workers: Option<usize>,
     pub maxconn: Option<u32>,
     pub grace: Duration,
+    /// After a reload removes a server, its established connections may run this long;
+    /// `None`: until they finish.
+    pub drain_timeout: Option<Duration>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     /// Virtual router instances (empty without a `vrrp` section).
@@ -208,6 +211,7 @@ struct RawConfig {
     workers: Option<usize>,
     maxconn: Option<u32>,
     grace: Option<HumanDuration>,
+    drain_timeout: Option<HumanDuration>,
     frontends: Vec<RawFrontend>,
     backends: Vec<RawBackend>,
     vrrp: Option<self::vrrp::RawVrrp>,
@@ -386,6 +390,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         workers: raw.workers,
         maxconn: raw.maxconn,
         grace: raw.grace.map_or(DEFAULT_GRACE, |d| d.0),
+        drain_timeout: raw.drain_timeout.map(|d| d.0),
         frontends,
         backends,
         vrrp,

@@ -45,6 +45,8 @@ pub enum End {
     ServerTimeout,
     NoServer,
     QueueTimeout,
+    /// Its server was removed by a reload and `drain_timeout` passed.
+    Drained,
     Shutdown,
 }
 
@@ -59,6 +61,7 @@ impl End {
             End::ServerTimeout => "server_timeout",
             End::NoServer => "no_server",
             End::QueueTimeout => "queue_timeout",
+            End::Drained => "drained",
             End::Shutdown => "shutdown",
         }
     }
@@ -136,6 +139,8 @@ pub struct Conn {
     attempts: u32,
     /// Coarse deadline while queued.
     queued_until: u64,
+    /// Coarse deadline once a reload removed this connection's server.
+    drain_until: Option<u64>,
     phase: Phase,
     dirs: [Dir; 2],
     inflight: u32,
@@ -234,6 +239,7 @@ impl Worker {
             counted: None,
             attempts: 0,
             queued_until: 0,
+            drain_until: None,
             phase: Phase::Connecting,
             dirs: [Dir::new(forward), Dir::new(forward)],
             inflight: 0,
@@ -736,6 +742,51 @@ impl Worker {
             self.begin_close(slot, &mut conn);
             self.put_back(slot, conn);
         }
+    }
+
+    /// Ends connections whose server a reload removed once `drain_timeout` has passed.
+    /// Scans only when the snapshot changed or a deadline is pending.
+    pub(super) fn expire_drained(&mut self) {
+        let current = self.current_tables();
+        let Some(timeout) = current.drain_timeout else {
+            return;
+        };
+        if Arc::ptr_eq(&current, &self.drain_scanned) && self.draining == 0 {
+            return;
+        }
+        self.drain_scanned = current.clone();
+        let now = self.now_ms;
+        let mut draining = 0;
+        for slot in 0..self.slots.len() as u32 {
+            let Some(conn) = self.slots[slot as usize].conn.as_mut() else {
+                continue;
+            };
+            if conn.phase != Phase::Forwarding || Arc::ptr_eq(&conn.tables, &current) {
+                continue;
+            }
+            let Some(server) = conn.server_idx else {
+                continue;
+            };
+            if current.has_server_of(&conn.tables, conn.backend, server) {
+                // Still there, or back again after a later reload.
+                conn.drain_until = None;
+                continue;
+            }
+            let until = *conn
+                .drain_until
+                .get_or_insert(now + timeout.as_millis() as u64);
+            if now < until {
+                draining += 1;
+                continue;
+            }
+            let Some(mut conn) = self.slots[slot as usize].conn.take() else {
+                continue;
+            };
+            conn.set_end(End::Drained);
+            self.begin_close(slot, &mut conn);
+            self.put_back(slot, conn);
+        }
+        self.draining = draining;
     }
 
     /// Closes every connection (end of the grace period).

@@ -165,6 +165,10 @@ pub struct Worker {
     picks: Vec<PickState>,
     /// Connections waiting for a server below its `maxconn`: (slot, gen).
     queue: VecDeque<(u32, u16)>,
+    /// The snapshot the last drain scan compared connections against, and how many
+    /// connections that scan left draining.
+    drain_scanned: Arc<Tables>,
+    draining: usize,
     commands: Receiver<Command>,
     wake: Arc<OwnedFd>,
     wake_buf: u64,
@@ -200,6 +204,8 @@ impl Worker {
             tables: spec.tables,
             picks: Vec::new(),
             queue: VecDeque::new(),
+            drain_scanned: snapshot.clone(),
+            draining: 0,
             snapshot,
             commands: spec.commands,
             wake: spec.wake,
@@ -540,6 +546,7 @@ impl Worker {
         self.arm_tick();
         self.flush_log();
         self.expire_idle();
+        self.expire_drained();
         if !self.held.is_empty() || self.listeners.iter().any(|l| l.paused) {
             self.resume_held();
         }
