@@ -1,0 +1,331 @@
+//! What the lab tests run inside the namespaces that `scripts/lab` builds: the lab itself as
+//! a guard (torn down on drop, even when a test fails), ringlb, keepalived and HAProxy as
+//! child processes (killed on drop), and who holds the VIP.
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const VIP: &str = "192.0.2.10";
+pub const LAB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab");
+
+/// Why the lab cannot run here, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: plain syscall without arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (the lab creates network namespaces)".into());
+    }
+    let netns = Command::new("ip").args(["netns", "list"]).output();
+    if !netns.is_ok_and(|o| o.status.success()) {
+        return Some("`ip netns` is not available".into());
+    }
+    if !have("nginx") {
+        return Some("nginx is not installed (apt-get install nginx-light)".into());
+    }
+    None
+}
+
+/// True if `program` is on the PATH (or in /usr/sbin).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("PATH=$PATH:/usr/sbin command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The lab, held for one test: an exclusive lock (one lab per machine), `scripts/lab up`,
+/// and `scripts/lab down` on drop.
+pub struct Lab {
+    _lock: File,
+}
+
+impl Lab {
+    pub fn up() -> Lab {
+        let lock = File::create("/run/ringlb-lab.lock").expect("create /run/ringlb-lab.lock");
+        // SAFETY: plain syscall on a descriptor we hold; blocks until the other lab is gone.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let lab = Lab { _lock: lock };
+        lab_script("up");
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        lab_script("down");
+    }
+}
+
+fn lab_script(verb: &str) {
+    let out = Command::new("timeout")
+        .args(["60", LAB_SCRIPT, verb])
+        .output()
+        .expect("run scripts/lab");
+    assert!(
+        out.status.success() || thread::panicking(),
+        "scripts/lab {verb}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Which balancers (1, 2) hold the VIP on their lab interface.
+pub fn vip_holders() -> Vec<u8> {
+    [1u8, 2]
+        .into_iter()
+        .filter(|&lb| {
+            let out = Command::new("ip")
+                .args(["-n", &format!("lab-lb{lb}"), "-4", "-o", "addr", "show"])
+                .args(["dev", &format!("veth-lb{lb}")])
+                .output()
+                .expect("ip addr show");
+            String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
+        })
+        .collect()
+}
+
+/// Waits until `want` holds the VIP (and, with `alone`, nobody else does); returns how
+/// long that took, or an error naming who held it.
+pub fn wait_vip(want: u8, alone: bool, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        let holders = vip_holders();
+        if holders.contains(&want) && (!alone || holders.len() == 1) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "after {limit:?}, lb{want} should hold {VIP}{}; holders: {holders:?}",
+                if alone { " alone" } else { "" }
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The whole box lab-lb`lb` crashes: every process in it is frozen first (so none sees
+/// another die: keepalived's VRRP child would get SIGTERM from its parent's death and leave
+/// gracefully), then killed.
+pub fn crash_namespace(lb: u8) {
+    let out = Command::new("ip")
+        .args(["netns", "pids", &format!("lab-lb{lb}")])
+        .output()
+        .expect("ip netns pids");
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    for signal in [libc::SIGSTOP, libc::SIGKILL] {
+        for &pid in &pids {
+            // SAFETY: plain syscall; the pid is a process in a lab namespace.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+}
+
+/// Sets a sysctl inside lab-lb`lb` (namespace-local, e.g. `net.ipv4.ip_nonlocal_bind`).
+pub fn sysctl(lb: u8, key_value: &str) {
+    let ok = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("lab-lb{lb}"),
+            "sysctl",
+            "-qw",
+            key_value,
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "sysctl {key_value} in lab-lb{lb}");
+}
+
+/// A process started in a lab namespace with `ip netns exec` (which execs in place, so the
+/// child's pid is the program's). Killed on drop.
+pub struct Node {
+    pub name: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Node {
+    pub fn spawn(name: &str, netns: &str, argv: &[&str], env: &[(&str, &str)], log: &Path) -> Node {
+        let out = File::create(log).expect("create log");
+        let err = out.try_clone().expect("dup log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns])
+            .args(argv)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Node {
+            name: name.to_string(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: plain syscall on our own child.
+            unsafe { libc::kill(c.id() as i32, signal) };
+        }
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit; SIGKILL if it does not come.
+    pub fn stop(&mut self, signal: i32, limit: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(c.id() as i32, signal) };
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// The child has been reaped after something else killed it.
+    pub fn reap(&mut self, limit: Duration) {
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + limit;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop(libc::SIGTERM, Duration::from_secs(3));
+    }
+}
+
+/// ringlb in lab-lb`lb` on `config`, with the test fault switch on.
+pub fn ringlb(lb: u8, config: &Path, dir: &Path, tag: &str) -> Node {
+    let bin = env!("CARGO_BIN_EXE_ringlb");
+    let config = config.to_str().expect("utf-8 path");
+    Node::spawn(
+        &format!("ringlb lb{lb}"),
+        &format!("lab-lb{lb}"),
+        &[bin, "-c", config],
+        &[("RINGLB_TEST_FAULTS", "1")],
+        &dir.join(format!("{tag}-ringlb-lb{lb}.log")),
+    )
+}
+
+/// The lab config of lb`lb` (conf/lab-lbN.json) with VRRP `version`, advert interval and an
+/// optional v2 password changed, written to `dir`.
+pub fn ringlb_config(
+    lb: u8,
+    version: u8,
+    interval: &str,
+    auth_pass: Option<&str>,
+    dir: &Path,
+) -> PathBuf {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
+    let text = fs::read_to_string(format!("{base}/lab-lb{lb}.json")).expect("read lab config");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("parse lab config");
+    let vi = &mut json["vrrp"]["instances"][0];
+    vi["version"] = version.into();
+    vi["advert_interval"] = interval.into();
+    if let Some(pass) = auth_pass {
+        vi["auth_pass"] = pass.into();
+    }
+    let path = dir.join(format!("lab-lb{lb}-v{version}-{interval}.json"));
+    fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).expect("write config");
+    path
+}
+
+/// keepalived (Debian 2.2.7) as the VRRP node in lab-lb`lb`, with the same VRID, VIP and
+/// timers as the ringlb lab configs.
+pub fn keepalived(
+    lb: u8,
+    priority: u8,
+    version: u8,
+    advert_int: &str,
+    auth_pass: Option<&str>,
+    dir: &Path,
+    tag: &str,
+) -> Node {
+    let auth = auth_pass.map_or(String::new(), |p| {
+        format!("    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n")
+    });
+    let conf = format!(
+        "global_defs {{\n    router_id lb{lb}\n    vrrp_version {version}\n}}\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface veth-lb{lb}\n    \
+         virtual_router_id 51\n    priority {priority}\n    advert_int {advert_int}\n{auth}    \
+         virtual_ipaddress {{\n        {VIP}/24 dev veth-lb{lb}\n    }}\n}}\n"
+    );
+    let base = dir.join(format!("{tag}-keepalived-lb{lb}"));
+    let conf_path = base.with_extension("conf");
+    fs::write(&conf_path, conf).expect("write keepalived.conf");
+    let pid = base.with_extension("pid");
+    let vrrp_pid = base.with_extension("vrrp.pid");
+    Node::spawn(
+        &format!("keepalived lb{lb}"),
+        &format!("lab-lb{lb}"),
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--no-syslog",
+            "--vrrp",
+            "-f",
+            conf_path.to_str().unwrap(),
+            "-p",
+            pid.to_str().unwrap(),
+            "-r",
+            vrrp_pid.to_str().unwrap(),
+        ],
+        &[],
+        &base.with_extension("log"),
+    )
+}
+
+/// HAProxy 2.6 in lab-lb`lb`, `mode tcp` on the VIP in front of web1/web2 (the seeds'
+/// setup); the namespace needs `net.ipv4.ip_nonlocal_bind=1` to bind the VIP as backup.
+pub fn haproxy(lb: u8, dir: &Path, tag: &str) -> Node {
+    let base = dir.join(format!("{tag}-haproxy-lb{lb}"));
+    let conf = format!(
+        "global\n    maxconn 4096\n    pidfile {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
+         timeout server 30s\n\
+         frontend web\n    bind {VIP}:80\n    default_backend webfarm\n\
+         backend webfarm\n    balance roundrobin\n    server web1 192.0.2.21:80\n    \
+         server web2 192.0.2.22:80\n",
+        base.with_extension("pid").display()
+    );
+    let conf_path = base.with_extension("cfg");
+    fs::write(&conf_path, conf).expect("write haproxy.cfg");
+    Node::spawn(
+        &format!("haproxy lb{lb}"),
+        &format!("lab-lb{lb}"),
+        &["haproxy", "-db", "-f", conf_path.to_str().unwrap()],
+        &[],
+        &base.with_extension("log"),
+    )
+}
