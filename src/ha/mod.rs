@@ -7,6 +7,7 @@ mod arp;
 mod faults;
 mod iface;
 mod netlink;
+mod reload;
 mod router;
 mod socket;
 mod watchdog;
@@ -37,10 +38,17 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running VRRP thread. Dropping it stops the instances (priority 0, VIPs removed).
 pub struct Vrrp {
+    commands: Sender<Cmd>,
     wake: Arc<OwnedFd>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
+}
+
+/// What the control thread asks of the VRRP thread (with a write to its eventfd).
+enum Cmd {
+    Reload(Vec<VrrpInstance>),
+    Stop,
 }
 
 /// One instance as the stats page shows it.
@@ -73,6 +81,7 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
         .collect::<Result<Vec<_>, String>>()?;
     let wake = Arc::new(crate::eventfd().map_err(|e| format!("vrrp: eventfd: {e}"))?);
     let (done_tx, done) = crossbeam_channel::bounded(1);
+    let (commands, commands_rx) = crossbeam_channel::unbounded();
     let status = Arc::new(Mutex::new(Vec::new()));
     let track = instances
         .iter()
@@ -84,13 +93,11 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
             netlink,
             children: Vec::new(),
         },
-        watchdog: track.map(|stall| {
-            let now = shared.epoch.elapsed().as_millis() as u64;
-            Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
-        }),
+        watchdog: track.map(|stall| new_watchdog(&shared, stall)),
         shared,
         origin: std::time::Instant::now(),
         wake: wake.clone(),
+        commands: commands_rx,
         done: done_tx,
         status: status.clone(),
     };
@@ -99,6 +106,7 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
         .spawn(move || runner.run())
         .map_err(|e| format!("vrrp: cannot start thread: {e}"))?;
     Ok(Some(Vrrp {
+        commands,
         wake,
         done,
         thread: Some(thread),
@@ -113,6 +121,14 @@ impl Vrrp {
         self.stop();
     }
 
+    /// Applies a reloaded `vrrp` section: priority, unicast peers, tracking and notify change
+    /// in place; every other difference is logged as needing a restart.
+    #[allow(dead_code)] // called by the control thread's SIGHUP reload once wired
+    pub fn reload(&self, instances: &[VrrpInstance]) {
+        let _ = self.commands.send(Cmd::Reload(instances.to_vec()));
+        self.wake_thread();
+    }
+
     #[allow(dead_code)] // read by the stats page (issue 6), not yet built
     pub fn status(&self) -> Vec<InstanceStatus> {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
@@ -122,15 +138,22 @@ impl Vrrp {
         let Some(thread) = self.thread.take() else {
             return;
         };
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        let _ = self.commands.send(Cmd::Stop);
+        self.wake_thread();
         if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
             let _ = thread.join();
         } else {
             eprintln!("ringlb: vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
+        }
+    }
+}
+
+impl Vrrp {
+    fn wake_thread(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
+        unsafe {
+            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
         }
     }
 }
@@ -155,6 +178,7 @@ struct Runner {
     shared: Arc<Shared>,
     origin: std::time::Instant,
     wake: Arc<OwnedFd>,
+    commands: Receiver<Cmd>,
     done: Sender<()>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
 }
@@ -183,7 +207,7 @@ impl Runner {
                     continue;
                 }
             };
-            if readable.stop {
+            if readable.wake && self.on_commands() {
                 break;
             }
             let now = self.now();
@@ -235,9 +259,54 @@ impl Runner {
                 .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR))
         };
         Ok(Readable {
-            stop: ready(&fds[0]),
+            wake: ready(&fds[0]),
             sockets: fds[1..].iter().map(ready).collect(),
         })
+    }
+
+    /// Clears the eventfd and handles every queued command; true to stop.
+    fn on_commands(&mut self) -> bool {
+        let mut counter = [0u8; 8];
+        // SAFETY: reading 8 bytes into a local buffer from our own non-blocking eventfd.
+        unsafe {
+            libc::read(self.wake.as_raw_fd(), counter.as_mut_ptr().cast(), 8);
+        }
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Cmd::Stop => return true,
+                Cmd::Reload(instances) => self.reload(&instances),
+            }
+        }
+        false
+    }
+
+    fn reload(&mut self, instances: &[VrrpInstance]) {
+        let now = self.now();
+        for r in &mut self.routers {
+            match instances.iter().find(|i| i.name == r.name()) {
+                Some(new) => r.reload(new, now, &mut self.io),
+                None => eprintln!(
+                    "ringlb: vrrp {}: reload: instance removed from the config; \
+                     still running until a restart",
+                    r.name()
+                ),
+            }
+        }
+        for i in instances {
+            if !self.routers.iter().any(|r| r.name() == i.name) {
+                eprintln!(
+                    "ringlb: vrrp {}: reload: new instance; starts with a restart",
+                    i.name
+                );
+            }
+        }
+        let stall = instances
+            .iter()
+            .filter_map(|i| i.track.map(|t| t.worker_stall))
+            .min();
+        if let (None, Some(stall)) = (&self.watchdog, stall) {
+            self.watchdog = Some(new_watchdog(&self.shared, stall));
+        }
     }
 
     /// Fate-sharing: reads the heartbeats and lets each tracking instance react.
@@ -280,7 +349,14 @@ impl Runner {
     }
 }
 
+/// A watchdog that notices its own freeze after half the shortest stall limit.
+fn new_watchdog(shared: &Shared, stall: Duration) -> Watchdog {
+    let now = shared.epoch.elapsed().as_millis() as u64;
+    Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
+}
+
 struct Readable {
-    stop: bool,
+    /// The control thread sent a command.
+    wake: bool,
     sockets: Vec<bool>,
 }

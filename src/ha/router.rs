@@ -11,6 +11,7 @@ use vrrp::{Cause, Event, Instance, State, VirtualAddrs};
 
 use super::arp::{self, ArpSocket};
 use super::iface::{self, Interface};
+use super::reload::needs_restart;
 use super::socket::{split_ipv4, VrrpSocket};
 use super::watchdog::Oldest;
 use super::{InstanceStatus, Io};
@@ -133,6 +134,47 @@ impl Router {
             c.drops.total(),
             self.transitions
         );
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Applies a reloaded instance config (see `reload::needs_restart` for what cannot).
+    pub(super) fn reload(&mut self, new: &VrrpInstance, now: vrrp::Instant, io: &mut Io) {
+        let name = self.cfg.name.clone();
+        for field in needs_restart(&self.cfg, new) {
+            eprintln!(
+                "ringlb: vrrp {name}: reload: {field} changed; needs a restart \
+                 (the running value stays)"
+            );
+        }
+        if new.priority != self.cfg.priority {
+            match self.vr.set_priority(now, new.priority) {
+                Ok(()) => self.cfg.priority = new.priority,
+                Err(e) => eprintln!("ringlb: vrrp {name}: reload: priority: {e}"),
+            }
+        }
+        if !new.unicast_peers.is_empty() && !self.cfg.unicast_peers.is_empty() {
+            self.cfg.unicast_peers = new.unicast_peers.clone();
+        }
+        if new.track != self.cfg.track {
+            // Lift what the old setting applied; the next check applies the new one.
+            if self.stalled {
+                self.stalled = false;
+                match self.cfg.track.map(|t| t.action) {
+                    Some(TrackAction::Penalty(_)) => self.vr.set_penalty(now, 0),
+                    Some(TrackAction::StopAdverts) => {
+                        self.track_cause = Some("tracking changed by a reload".into());
+                        self.vr.startup(now);
+                    }
+                    None => {}
+                }
+            }
+            self.cfg.track = new.track;
+        }
+        self.cfg.notify = new.notify.clone();
+        self.flush(io);
     }
 
     pub(super) fn poll_timeout(&self) -> Option<vrrp::Instant> {
