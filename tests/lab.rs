@@ -22,8 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use nodes::{
-    crash_namespace, haproxy, have, keepalived, ringlb, ringlb_config, skip_reason, sysctl,
-    vip_holders, wait_vip, Lab, Node, VIP,
+    crash_namespace, edited_config, haproxy, have, keepalived, ringlb, ringlb_config, skip_reason,
+    sysctl, vip_holders, wait_vip, Lab, Node, VIP,
 };
 use probe::{Outcome, Probe};
 use vrrp::time::{master_down_interval, skew_time};
@@ -62,6 +62,7 @@ struct Outages {
     graceful: Option<Duration>,
     preempt: Option<Duration>,
     stall: Option<Duration>,
+    stall_leave: Option<Duration>,
 }
 
 #[test]
@@ -237,6 +238,32 @@ fn ringlb_pair(dir: &Path) -> Outages {
     );
     assert_eq!(after.failures, 0, "service steady after SIGCONT");
 
+    // The other fate-sharing action: a stalled master leaves the cluster (priority 0, VIP
+    // released) instead of lowering its priority, and rejoins as backup when healthy.
+    assert!(lb1.stop(libc::SIGTERM, Duration::from_secs(5)));
+    let leave = edited_config(1, "lab-lb1-stop-adverts.json", dir, |vi| {
+        vi["track"] = serde_json::json!({ "worker_stall": "300ms", "stop_adverts": true });
+    });
+    lb1 = ringlb(1, &leave, dir, "pair-stop-adverts");
+    wait_vip(1, true, Duration::from_secs(3)).expect("lb1 preempts with stop_adverts");
+    let left = measured(
+        "ringlb stalled workers (stop_adverts)",
+        || lb1.signal(libc::SIGUSR2),
+        || wait_vip(2, true, Duration::from_secs(3)),
+    );
+    assert!(
+        left.outage <= WORKER_STALL + skew + Duration::from_millis(300),
+        "stalled-worker outage with stop_adverts {:?}",
+        left.outage
+    );
+    out.stall_leave = Some(left.outage);
+    lb1.signal(libc::SIGUSR2);
+    wait_vip(1, true, Duration::from_secs(3)).expect("lb1 rejoins and preempts");
+    assert!(lb1.log_text().contains("MASTER -> INIT (worker"));
+    assert!(lb1
+        .log_text()
+        .contains("INIT -> BACKUP (every worker turns its loop again)"));
+
     for node in [&lb1, &lb2] {
         let log = node.log_text();
         assert!(
@@ -401,7 +428,11 @@ fn print_table(ringlb: &Outages, classic: Option<&Outages>) {
         c(|o| o.preempt)
     );
     eprintln!(
-        "| master's workers stalled | {} | not detected |",
+        "| master's workers stalled, penalty 60 | {} | not detected |",
         ms(ringlb.stall)
+    );
+    eprintln!(
+        "| master's workers stalled, stop_adverts | {} | not detected |",
+        ms(ringlb.stall_leave)
     );
 }

@@ -220,6 +220,10 @@ impl Router {
                 self.not_ours += 1;
                 continue;
             }
+            // Left the cluster on purpose (stop_adverts): the master's adverts are expected.
+            if self.vr.state() == State::Initialize {
+                continue;
+            }
             if let Err(reason) = self.vr.handle_packet(now, &rx.meta, message) {
                 let src = rx.meta.src;
                 self.log_drop(format_args!("dropped advert from {src}: {reason}"));

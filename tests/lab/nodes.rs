@@ -245,16 +245,28 @@ pub fn ringlb_config(
     auth_pass: Option<&str>,
     dir: &Path,
 ) -> PathBuf {
+    let name = format!("lab-lb{lb}-v{version}-{interval}.json");
+    edited_config(lb, &name, dir, |vi| {
+        vi["version"] = version.into();
+        vi["advert_interval"] = interval.into();
+        if let Some(pass) = auth_pass {
+            vi["auth_pass"] = pass.into();
+        }
+    })
+}
+
+/// The lab config of lb`lb` with its VRRP instance edited by `edit`, written to `dir/name`.
+pub fn edited_config(
+    lb: u8,
+    name: &str,
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
     let base = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
     let text = fs::read_to_string(format!("{base}/lab-lb{lb}.json")).expect("read lab config");
     let mut json: serde_json::Value = serde_json::from_str(&text).expect("parse lab config");
-    let vi = &mut json["vrrp"]["instances"][0];
-    vi["version"] = version.into();
-    vi["advert_interval"] = interval.into();
-    if let Some(pass) = auth_pass {
-        vi["auth_pass"] = pass.into();
-    }
-    let path = dir.join(format!("lab-lb{lb}-v{version}-{interval}.json"));
+    edit(&mut json["vrrp"]["instances"][0]);
+    let path = dir.join(name);
     fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).expect("write config");
     path
 }
