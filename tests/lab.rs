@@ -22,8 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use nodes::{
-    crash_namespace, edited_config, haproxy, have, keepalived, ringlb, ringlb_config, skip_reason,
-    sysctl, vip_holders, wait_vip, Lab, Node, VIP,
+    crash_namespace, edited_config, haproxy, have, keepalived, keepalived_auth, keepalived_unicast,
+    ringlb, ringlb_config, skip_reason, sysctl, vip_holders, wait_vip, Lab, Node, VIP,
 };
 use probe::{Outcome, Probe};
 use vrrp::time::{master_down_interval, skew_time};
@@ -82,6 +82,10 @@ fn lab() {
         keepalived_interop(&dir, 2, "1s", "1", Some("secret1"));
     } else {
         eprintln!("lab: keepalived interop skipped: keepalived is not installed");
+    }
+
+    if have("keepalived") {
+        unicast_and_notify(&dir);
     }
 
     let classic = if have("keepalived") && have("haproxy") {
@@ -307,7 +311,8 @@ fn keepalived_interop(
         let label = format!("VRRPv{version}, ringlb on lb{ringlb_lb}, keepalived on lb{ka_lb}");
         let config = ringlb_config(ringlb_lb, version, interval, pass, dir);
         let prio = |lb: u8| if lb == 1 { 150 } else { 100 };
-        let start_ka = |t: &str| keepalived(ka_lb, prio(ka_lb), version, advert_int, pass, dir, t);
+        let auth = keepalived_auth(pass);
+        let start_ka = |t: &str| keepalived(ka_lb, prio(ka_lb), version, advert_int, &auth, dir, t);
         let start_ringlb = |t: &str| ringlb(ringlb_lb, &config, dir, t);
 
         let mut ka = start_ka(&tag);
@@ -360,6 +365,55 @@ fn keepalived_interop(
     }
 }
 
+/// Unicast adverts (no multicast on the link) between ringlb on lb1 and keepalived on lb2,
+/// and the notify command run on every transition.
+fn unicast_and_notify(dir: &Path) {
+    let notified = dir.join("notify.log");
+    let script = dir.join("notify.sh");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", notified.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = edited_config(1, "lab-lb1-unicast.json", dir, |vi| {
+        vi["unicast_peers"] = serde_json::json!(["192.0.2.3"]);
+        vi["notify"] = script.to_str().unwrap().into();
+    });
+    let unicast = keepalived_unicast("192.0.2.3", "192.0.2.2");
+    let mut ka = keepalived(2, 100, 3, "0.1", &unicast, dir, "unicast");
+    let mut rl = ringlb(1, &config, dir, "unicast");
+    wait_vip(1, true, Duration::from_secs(3)).expect("unicast: lb1 (ringlb) becomes master");
+    assert!(rl.stop(libc::SIGTERM, Duration::from_secs(5)));
+    wait_vip(2, true, Duration::from_secs(2)).expect("unicast: keepalived takes over");
+    ka.stop(libc::SIGTERM, Duration::from_secs(5));
+    let ka_log = ka.log_text();
+    assert!(
+        ka_log.contains("Backup received priority 0 advertisement"),
+        "unicast: keepalived heard ringlb's priority-0 advert:\n{ka_log}"
+    );
+    let rl_log = rl.log_text();
+    assert!(rl_log.contains("(unicast to 192.0.2.3)"), "{rl_log}");
+    assert!(
+        !rl_log.contains("dropped advert"),
+        "unicast: ringlb drops:\n{rl_log}"
+    );
+    // Notify commands run asynchronously; the last one may still be on its way.
+    let mut lines = String::new();
+    for _ in 0..100 {
+        lines = fs::read_to_string(&notified).unwrap_or_default();
+        if lines.lines().count() >= 3 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        lines, "VI_1 BACKUP\nVI_1 MASTER\nVI_1 INIT\n",
+        "notify calls"
+    );
+    eprintln!("lab: unicast interop with keepalived and notify work");
+}
+
 /// The classic pair with the same timers: keepalived (VRRPv3, 100ms, priorities 150/100)
 /// plus HAProxy in `mode tcp` on each balancer.
 fn keepalived_haproxy_pair(dir: &Path) -> Outages {
@@ -368,9 +422,9 @@ fn keepalived_haproxy_pair(dir: &Path) -> Outages {
         sysctl(lb, "net.ipv4.ip_nonlocal_bind=1");
     }
     let _hap2 = haproxy(2, dir, "classic");
-    let _ka2 = keepalived(2, 100, 3, "0.1", None, dir, "classic");
+    let _ka2 = keepalived(2, 100, 3, "0.1", "", dir, "classic");
     let mut hap1 = haproxy(1, dir, "classic");
-    let mut ka1 = keepalived(1, 150, 3, "0.1", None, dir, "classic");
+    let mut ka1 = keepalived(1, 150, 3, "0.1", "", dir, "classic");
     wait_vip(1, true, Duration::from_secs(3)).expect("classic: lb1 becomes master");
 
     let crash = measured(
@@ -386,7 +440,7 @@ fn keepalived_haproxy_pair(dir: &Path) -> Outages {
         "keepalived+HAProxy preemption",
         || {
             hap1 = haproxy(1, dir, "classic-restart");
-            ka1 = keepalived(1, 150, 3, "0.1", None, dir, "classic-restart");
+            ka1 = keepalived(1, 150, 3, "0.1", "", dir, "classic-restart");
         },
         || wait_vip(1, true, Duration::from_secs(3)),
     );

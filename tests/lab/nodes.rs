@@ -272,23 +272,21 @@ pub fn edited_config(
 }
 
 /// keepalived (Debian 2.2.7) as the VRRP node in lab-lb`lb`, with the same VRID, VIP and
-/// timers as the ringlb lab configs.
+/// timers as the ringlb lab configs; `extra` goes into the `vrrp_instance` block as is
+/// (see [`keepalived_auth`], [`keepalived_unicast`]).
 pub fn keepalived(
     lb: u8,
     priority: u8,
     version: u8,
     advert_int: &str,
-    auth_pass: Option<&str>,
+    extra: &str,
     dir: &Path,
     tag: &str,
 ) -> Node {
-    let auth = auth_pass.map_or(String::new(), |p| {
-        format!("    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n")
-    });
     let conf = format!(
         "global_defs {{\n    router_id lb{lb}\n    vrrp_version {version}\n}}\n\
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface veth-lb{lb}\n    \
-         virtual_router_id 51\n    priority {priority}\n    advert_int {advert_int}\n{auth}    \
+         virtual_router_id 51\n    priority {priority}\n    advert_int {advert_int}\n{extra}    \
          virtual_ipaddress {{\n        {VIP}/24 dev veth-lb{lb}\n    }}\n}}\n"
     );
     let base = dir.join(format!("{tag}-keepalived-lb{lb}"));
@@ -316,6 +314,18 @@ pub fn keepalived(
         &[],
         &base.with_extension("log"),
     )
+}
+
+/// keepalived's `authentication` block for a VRRPv2 password, or nothing.
+pub fn keepalived_auth(pass: Option<&str>) -> String {
+    pass.map_or(String::new(), |p| {
+        format!("    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n")
+    })
+}
+
+/// keepalived's unicast settings: adverts from `src` to `peer` only.
+pub fn keepalived_unicast(src: &str, peer: &str) -> String {
+    format!("    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}\n")
 }
 
 /// HAProxy 2.6 in lab-lb`lb`, `mode tcp` on the VIP in front of web1/web2 (the seeds'
