@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -46,10 +46,11 @@ pub struct VrrpInstance {
     pub notify: Option<PathBuf>,
 }
 
-/// A virtual address with the prefix length it is configured with (`192.0.2.10/24`).
+/// A virtual address with the prefix length it is configured with (`192.0.2.10/24`,
+/// `2001:db8::10/64`). All of one instance's are of one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vip {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub prefix_len: u8,
 }
 
@@ -231,39 +232,53 @@ fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpIns
     if r.vips.len() > 255 {
         p.add(format!("{at}.vips"), "at most 255 addresses".into());
     }
+    // The first address decides the family (RFC 9568: one virtual router per family).
+    let family_v6 = r.vips.first().is_some_and(|v| v.addr.is_ipv6());
+    if family_v6 && version == Version::V2 {
+        p.add(
+            format!("{at}.vips[0]"),
+            "VRRPv2 carries IPv4 addresses only; use \"version\": 3 for IPv6".into(),
+        );
+    }
     for (j, v) in r.vips.iter().enumerate() {
-        match v.addr {
-            IpAddr::V4(addr) => {
-                let prefix_len = v.prefix_len.unwrap_or(32);
-                if prefix_len > 32 || prefix_len == 0 {
-                    p.add(
-                        format!("{at}.vips[{j}]"),
-                        format!("prefix length {prefix_len} is not 1 to 32"),
-                    );
-                }
-                if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
-                    p.add(
-                        format!("{at}.vips[{j}]"),
-                        format!("{addr} cannot be a virtual address"),
-                    );
-                }
-                if vips.iter().any(|x: &Vip| x.addr == addr) {
-                    p.add(format!("{at}.vips[{j}]"), format!("{addr} is listed twice"));
-                }
-                vips.push(Vip { addr, prefix_len });
-            }
-            IpAddr::V6(_) => p.add(
+        let addr = v.addr;
+        let max_len = if addr.is_ipv6() { 128 } else { 32 };
+        let prefix_len = v.prefix_len.unwrap_or(max_len);
+        if addr.is_ipv6() != family_v6 {
+            p.add(
                 format!("{at}.vips[{j}]"),
-                "IPv6 virtual addresses are not supported yet".into(),
-            ),
+                format!("{addr} is not of the family of vips[0]: one instance per family"),
+            );
+            continue;
         }
+        if prefix_len > max_len || prefix_len == 0 {
+            p.add(
+                format!("{at}.vips[{j}]"),
+                format!("prefix length {prefix_len} is not 1 to {max_len}"),
+            );
+        }
+        let unusable = match addr {
+            IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast(),
+            IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback(),
+        };
+        if unusable {
+            p.add(
+                format!("{at}.vips[{j}]"),
+                format!("{addr} cannot be a virtual address"),
+            );
+        }
+        if vips.iter().any(|x: &Vip| x.addr == addr) {
+            p.add(format!("{at}.vips[{j}]"), format!("{addr} is listed twice"));
+        }
+        vips.push(Vip { addr, prefix_len });
     }
     let unicast_peers = r.unicast_peers.clone().unwrap_or_default();
     for (j, peer) in unicast_peers.iter().enumerate() {
-        if !peer.is_ipv4() || peer.is_unspecified() || peer.is_multicast() {
+        if peer.is_ipv6() != family_v6 || peer.is_unspecified() || peer.is_multicast() {
+            let family = if family_v6 { "IPv6" } else { "IPv4" };
             p.add(
                 format!("{at}.unicast_peers[{j}]"),
-                format!("{peer} is not a unicast IPv4 address"),
+                format!("{peer} is not a unicast {family} address (the family of the vips)"),
             );
         }
     }
@@ -406,6 +421,8 @@ fn validate_track(t: &RawTrack, at: &str, p: &mut Problems<'_>) -> Track {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::super::parse;
     use super::*;
 
@@ -441,11 +458,11 @@ mod tests {
             i.vips,
             vec![
                 Vip {
-                    addr: Ipv4Addr::new(192, 0, 2, 10),
+                    addr: Ipv4Addr::new(192, 0, 2, 10).into(),
                     prefix_len: 24
                 },
                 Vip {
-                    addr: Ipv4Addr::new(192, 0, 2, 11),
+                    addr: Ipv4Addr::new(192, 0, 2, 11).into(),
                     prefix_len: 32
                 }
             ]
@@ -502,8 +519,7 @@ mod tests {
             "x.json: vrrp.instances[0].priority: must be 1 to 255 (0 is what a leaving master sends) (line 4, column 62)",
             "x.json: vrrp.instances[0].version: 4 is not 2 or 3 (line 4, column 76)",
             "x.json: vrrp.instances[0].advert_interval: 15ms is out of range (a multiple of 10ms from 10ms to 40950ms for VRRPv3) (line 5, column 24)",
-            "x.json: vrrp.instances[0].vips[0]: IPv6 virtual addresses are not supported yet (line 5, column 41)",
-            "x.json: vrrp.instances[0].vips[1]: prefix length 33 is not 1 to 32 (line 5, column 56)",
+            "x.json: vrrp.instances[0].vips[1]: 192.0.2.10 is not of the family of vips[0]: one instance per family (line 5, column 56)",
             "x.json: vrrp.instances[1].name: duplicate instance name \"A\" (first at vrrp.instances[0]) (line 6, column 13)",
             "x.json: vrrp.instances[1].vrid: VRID 0 is already used on \"eth0\" by vrrp.instances[0] (line 6, column 47)",
             "x.json: vrrp.instances[1].vrid: must be 1 to 255 (line 6, column 47)",
@@ -514,13 +530,39 @@ mod tests {
             "x.json: vrrp.instances[1].track: needs \"penalty\" (priority to subtract) or \"stop_adverts\": true (line 7, column 52)",
             "x.json: vrrp.instances[2].auth_pass: VRRPv3 has no authentication; only for \"version\": 2 (line 8, column 86)",
             "x.json: vrrp.instances[2].track.penalty: must be 1 to 254 (line 9, column 27)",
-            "x.json: vrrp.instances[2].unicast_peers[0]: ::1 is not a unicast IPv4 address (line 9, column 50)",
+            "x.json: vrrp.instances[2].unicast_peers[0]: ::1 is not a unicast IPv4 address (the family of the vips) (line 9, column 50)",
         ];
         let mut got: Vec<&str> = e.lines().collect();
         let mut want = want.to_vec();
         got.sort_unstable();
         want.sort_unstable();
         assert_eq!(got, want, "\n{e}");
+    }
+
+    #[test]
+    fn ipv6_instances() {
+        let c = parse(
+            "x.json",
+            &with_vrrp(
+                r#"{ "instances": [ { "name": "VI_6", "interface": "eth0", "vrid": 52,
+  "vips": ["fe80::10", "2001:db8::10/64"], "unicast_peers": ["fe80::3"] } ] }"#,
+            ),
+        )
+        .unwrap();
+        let i = &c.vrrp.instances[0];
+        assert_eq!(i.vips[0].prefix_len, 128);
+        assert_eq!(i.vips[1].prefix_len, 64);
+        let e = errors(
+            r#"{ "instances": [ { "name": "VI_6", "interface": "eth0", "vrid": 52, "version": 2,
+  "vips": ["2001:db8::10/129", "ff02::1"], "unicast_peers": ["192.0.2.3"] } ] }"#,
+        );
+        let want = [
+            "x.json: vrrp.instances[0].vips[0]: VRRPv2 carries IPv4 addresses only; use \"version\": 3 for IPv6 (line 4, column 12)",
+            "x.json: vrrp.instances[0].vips[0]: prefix length 129 is not 1 to 128 (line 4, column 12)",
+            "x.json: vrrp.instances[0].vips[1]: ff02::1 cannot be a virtual address (line 4, column 32)",
+            "x.json: vrrp.instances[0].unicast_peers[0]: 192.0.2.3 is not a unicast IPv6 address (the family of the vips) (line 4, column 62)",
+        ];
+        assert_eq!(e.lines().collect::<Vec<_>>(), want, "\n{e}");
     }
 
     #[test]

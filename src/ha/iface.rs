@@ -1,9 +1,10 @@
 //! What the VRRP thread needs to know about an interface: its index, its MAC address and its
-//! own (primary) IPv4 address, which is the adverts' source and the tie-breaker.
+//! own (primary) address of the instance's family, which is the adverts' source and the
+//! tie-breaker: the first IPv4 address, or the IPv6 link-local one (RFC 9568 §5.1.2.1).
 
 use std::io;
 use std::mem;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Socket, Type};
@@ -12,12 +13,12 @@ use socket2::{Domain, Socket, Type};
 pub struct Interface {
     pub index: u32,
     pub mac: [u8; 6],
-    pub primary: Ipv4Addr,
+    pub primary: IpAddr,
 }
 
 /// Looks `name` up; `exclude` are addresses that cannot be the primary (the VIPs, which a
 /// crashed predecessor may have left behind).
-pub fn lookup(name: &str, exclude: &[Ipv4Addr]) -> Result<Interface, String> {
+pub fn lookup(name: &str, ipv6: bool, exclude: &[IpAddr]) -> Result<Interface, String> {
     let c_name =
         std::ffi::CString::new(name).map_err(|_| format!("bad interface name {name:?}"))?;
     // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
@@ -33,11 +34,20 @@ pub fn lookup(name: &str, exclude: &[Ipv4Addr]) -> Result<Interface, String> {
         .map_err(|e| format!("addresses of {name}: {e}"))?
         .filter(|a| a.interface_name == name)
         .filter_map(|a| {
-            a.address
-                .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+            let s = a.address?;
+            if ipv6 {
+                let ip = s.as_sockaddr_in6()?.ip();
+                // Link-local, fe80::/10.
+                ((ip.segments()[0] & 0xffc0) == 0xfe80).then_some(IpAddr::V6(ip))
+            } else {
+                s.as_sockaddr_in().map(|sin| IpAddr::V4(sin.ip()))
+            }
         })
         .find(|ip| !exclude.contains(ip))
-        .ok_or_else(|| format!("interface {name} has no IPv4 address of its own"))?;
+        .ok_or_else(|| {
+            let what = if ipv6 { "IPv6 link-local" } else { "IPv4" };
+            format!("interface {name} has no {what} address of its own")
+        })?;
     Ok(Interface {
         index,
         mac,

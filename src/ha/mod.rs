@@ -6,6 +6,7 @@
 mod arp;
 mod faults;
 mod iface;
+mod nd;
 mod netlink;
 mod reload;
 mod router;

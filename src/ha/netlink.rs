@@ -1,5 +1,7 @@
 //! Virtual addresses on and off an interface with rtnetlink (RTM_NEWADDR / RTM_DELADDR), each
 //! request acknowledged by the kernel before the next, so a failure is reported with its VIP.
+//! IPv6 VIPs are added with IFA_F_NODAD: usable at once, without duplicate address
+//! detection (the other router has just released it).
 
 use std::io;
 use std::net::IpAddr;
@@ -8,7 +10,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
@@ -96,12 +100,58 @@ impl Rtnetlink {
 
 fn address_message(ifindex: u32, vip: Vip) -> AddressMessage {
     let mut msg = AddressMessage::default();
-    msg.header.family = AddressFamily::Inet;
     msg.header.prefix_len = vip.prefix_len;
     msg.header.scope = AddressScope::Universe;
     msg.header.index = ifindex;
-    let addr = IpAddr::V4(vip.addr);
-    msg.attributes.push(AddressAttribute::Local(addr));
-    msg.attributes.push(AddressAttribute::Address(addr));
+    match vip.addr {
+        IpAddr::V4(_) => {
+            msg.header.family = AddressFamily::Inet;
+            msg.attributes.push(AddressAttribute::Local(vip.addr));
+            msg.attributes.push(AddressAttribute::Address(vip.addr));
+        }
+        IpAddr::V6(_) => {
+            msg.header.family = AddressFamily::Inet6;
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes.push(AddressAttribute::Address(vip.addr));
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+    }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::Emitable;
+
+    use super::*;
+
+    #[test]
+    fn ipv6_vips_skip_duplicate_address_detection() {
+        let vip = Vip {
+            addr: "2001:db8::10".parse().unwrap(),
+            prefix_len: 64,
+        };
+        let msg = address_message(7, vip);
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        // ifaddrmsg: family AF_INET6, prefix 64, flags IFA_F_NODAD, scope 0, index 7.
+        assert_eq!(buf[..8], [10, 64, 0x02, 0, 7, 0, 0, 0]);
+        assert!(msg
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    #[test]
+    fn ipv4_vips_carry_local_and_address() {
+        let vip = Vip {
+            addr: "192.0.2.10".parse().unwrap(),
+            prefix_len: 24,
+        };
+        let msg = address_message(3, vip);
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        assert_eq!(buf[..8], [2, 24, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(msg.attributes.len(), 2);
+    }
 }

@@ -2,7 +2,7 @@
 //! adverts, events and transitions become packets, netlink requests, log lines and notify
 //! commands.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Command, Stdio};
 use std::time::Instant as StdInstant;
@@ -11,8 +11,9 @@ use vrrp::{Cause, Event, Instance, State, VirtualAddrs};
 
 use super::arp::{self, ArpSocket};
 use super::iface::{self, Interface};
+use super::nd::NaSocket;
 use super::reload::needs_restart;
-use super::socket::{split_ipv4, VrrpSocket};
+use super::socket::VrrpSocket;
 use super::watchdog::Oldest;
 use super::{InstanceStatus, Io};
 use crate::config::{TrackAction, VrrpInstance};
@@ -25,7 +26,7 @@ pub(super) struct Router {
     vr: Instance,
     iface: Interface,
     socket: VrrpSocket,
-    arp: ArpSocket,
+    announce: Announcer,
     /// The state last logged, for `FROM -> TO` lines.
     state: State,
     /// The workers are stalled past `track.worker_stall` (the penalty or stop is applied).
@@ -42,10 +43,24 @@ pub(super) struct Router {
 impl Router {
     pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, String> {
         let name = &cfg.name;
-        let vips: Vec<Ipv4Addr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let ipv6 = cfg.vips.first().is_some_and(|v| v.addr.is_ipv6());
+        let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let iface =
-            iface::lookup(&cfg.interface, &vips).map_err(|e| format!("vrrp {name}: {e}"))?;
-        let mut vc = vrrp::Config::new(cfg.vrid, iface.primary.into(), VirtualAddrs::V4(vips));
+            iface::lookup(&cfg.interface, ipv6, &vips).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let addrs = if ipv6 {
+            let v6 = vips.iter().filter_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            });
+            VirtualAddrs::V6(v6.collect())
+        } else {
+            let v4 = vips.iter().filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            });
+            VirtualAddrs::V4(v4.collect())
+        };
+        let mut vc = vrrp::Config::new(cfg.vrid, iface.primary, addrs);
         vc.version = cfg.version;
         vc.priority = cfg.priority;
         vc.advert_interval = cfg.advert_interval;
@@ -62,14 +77,18 @@ impl Router {
         let multicast = cfg.unicast_peers.is_empty();
         let socket = VrrpSocket::open(&cfg.interface, iface.index, iface.primary, multicast)
             .map_err(|e| format!("vrrp {name}: raw socket on {}: {e}", cfg.interface))?;
-        let arp = ArpSocket::open(iface.index)
-            .map_err(|e| format!("vrrp {name}: packet socket on {}: {e}", cfg.interface))?;
+        let announce = if ipv6 {
+            NaSocket::open(&cfg.interface, iface.index).map(Announcer::Na)
+        } else {
+            ArpSocket::open(iface.index).map(Announcer::Arp)
+        }
+        .map_err(|e| format!("vrrp {name}: announce socket on {}: {e}", cfg.interface))?;
         Ok(Router {
             cfg: cfg.clone(),
             vr,
             iface,
             socket,
-            arp,
+            announce,
             state: State::Initialize,
             stalled: false,
             track_cause: None,
@@ -85,7 +104,7 @@ impl Router {
     /// starts as backup (or master, as address owner).
     pub(super) fn start(&mut self, now: vrrp::Instant, io: &mut Io) {
         let peers = if self.cfg.unicast_peers.is_empty() {
-            "multicast 224.0.0.18".to_string()
+            format!("multicast {}", vrrp::Family::of(self.iface.primary).multicast_group())
         } else {
             let list: Vec<String> = self
                 .cfg
@@ -195,15 +214,15 @@ impl Router {
     /// Reads every waiting datagram and hands ours to the instance.
     pub(super) fn on_readable(&mut self, now: vrrp::Instant, buf: &mut [u8], io: &mut Io) {
         loop {
-            let n = match self.socket.recv(buf) {
-                Ok(Some(n)) => n,
+            let received = match self.socket.recv(buf) {
+                Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
                     eprintln!("ringlb: vrrp {}: receive failed: {e}", self.cfg.name);
                     break;
                 }
             };
-            let rx = match split_ipv4(&buf[..n]) {
+            let rx = match received {
                 Ok(rx) => rx,
                 Err(e) => {
                     self.ip_header_errors += 1;
@@ -296,7 +315,7 @@ impl Router {
     /// Sends what the instance queued, then applies its events in order.
     fn flush(&mut self, io: &mut Io) {
         let mut buf = [0u8; 1500];
-        let src = IpAddr::V4(self.iface.primary);
+        let src = self.iface.primary;
         while let Some(tx) = self.vr.poll_transmit() {
             let dsts: Vec<IpAddr> = if self.cfg.unicast_peers.is_empty() {
                 vec![tx.multicast_dst()]
@@ -308,11 +327,9 @@ impl Router {
                 let sent = tx
                     .emit(&mut buf, src, dst)
                     .map_err(|e| e.to_string())
-                    .and_then(|len| match dst {
-                        IpAddr::V4(d) => {
-                            self.socket.send(&buf[..len], d).map_err(|e| e.to_string())
-                        }
-                        IpAddr::V6(_) => Err("IPv6 destination".into()),
+                    .and_then(|len| {
+                        let sent = self.socket.send(&buf[..len], dst);
+                        sent.map_err(|e| e.to_string())
                     });
                 if let Err(e) = sent {
                     eprintln!(
@@ -355,9 +372,15 @@ impl Router {
             }
             Event::SendGratuitousArp { .. } => {
                 for vip in &self.cfg.vips {
-                    if let Err(e) = self.arp.send(&arp::frame(self.iface.mac, vip.addr)) {
+                    let mac = self.iface.mac;
+                    let sent = match (&self.announce, vip.addr) {
+                        (Announcer::Arp(s), IpAddr::V4(a)) => s.send(&arp::frame(mac, a)),
+                        (Announcer::Na(s), IpAddr::V6(a)) => s.send(mac, a),
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = sent {
                         eprintln!(
-                            "ringlb: vrrp {name}: gratuitous ARP for {} failed: {e}",
+                            "ringlb: vrrp {name}: announcing {} (gratuitous ARP / NA) failed: {e}",
                             vip.addr
                         );
                     }
@@ -416,6 +439,12 @@ impl Router {
             self.drops_since_log = 0;
         }
     }
+}
+
+/// Tells the link who has a VIP now: gratuitous ARP (IPv4) or unsolicited NA (IPv6).
+enum Announcer {
+    Arp(ArpSocket),
+    Na(NaSocket),
 }
 
 /// keepalived's names for the states.

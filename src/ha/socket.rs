@@ -1,21 +1,25 @@
-//! The raw IPv4 socket of one VRRP instance (protocol 112): bound to the interface, TTL 255,
-//! joined to 224.0.0.18 (or unicast to peers). Receives with the IP header, so the TTL and
-//! the addresses reach the VRRP core's checks.
+//! The raw socket of one VRRP instance (IP protocol 112), IPv4 or IPv6: bound to the
+//! interface, TTL / hop limit 255, joined to 224.0.0.18 / ff02::12 (or unicast to peers).
+//! IPv4 receives with the IP header; IPv6 with the hop limit and destination as control
+//! messages. Either way the TTL and both addresses reach the VRRP core's checks.
 
-use std::io::{self, IoSlice};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrIn, SockaddrIn6,
+};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
-use vrrp::wire::{MULTICAST_V4, PROTOCOL, TTL};
+use vrrp::wire::{MULTICAST_V4, MULTICAST_V6, PROTOCOL, TTL};
 use vrrp::RxMeta;
 
 pub struct VrrpSocket {
     socket: Socket,
     ifindex: u32,
-    local: Ipv4Addr,
+    local: IpAddr,
 }
 
 /// A received packet: the IP-layer facts and where the VRRP message sits in the buffer.
@@ -30,24 +34,47 @@ pub struct Received {
 pub enum IpHeaderError {
     Truncated,
     NotIpv4,
+    /// IPv6: the kernel gave no hop limit, destination or source.
+    MissingControl,
 }
 
 impl VrrpSocket {
-    /// Opens the socket on `ifname`; `local` is the adverts' source address. With `multicast`
-    /// it joins 224.0.0.18 on the interface.
-    pub fn open(ifname: &str, ifindex: u32, local: Ipv4Addr, multicast: bool) -> io::Result<Self> {
+    /// Opens the socket on `ifname`; `local` (IPv4, or IPv6 link-local) is the adverts'
+    /// source address and picks the family. With `multicast` it joins the VRRP group.
+    pub fn open(ifname: &str, ifindex: u32, local: IpAddr, multicast: bool) -> io::Result<Self> {
+        let domain = if local.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
         let socket = Socket::new(
-            Domain::IPV4,
+            domain,
             Type::RAW.nonblocking().cloexec(),
             Some(Protocol::from(i32::from(PROTOCOL))),
         )?;
         socket.bind_device(Some(ifname.as_bytes()))?;
-        socket.set_ttl_v4(u32::from(TTL))?;
-        socket.set_multicast_ttl_v4(u32::from(TTL))?;
-        socket.set_multicast_loop_v4(false)?;
-        socket.set_multicast_if_v4(&local)?;
-        if multicast {
-            socket.join_multicast_v4_n(&MULTICAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
+        match local {
+            IpAddr::V4(local) => {
+                socket.set_ttl_v4(u32::from(TTL))?;
+                socket.set_multicast_ttl_v4(u32::from(TTL))?;
+                socket.set_multicast_loop_v4(false)?;
+                socket.set_multicast_if_v4(&local)?;
+                if multicast {
+                    let on = InterfaceIndexOrAddress::Index(ifindex);
+                    socket.join_multicast_v4_n(&MULTICAST_V4, &on)?;
+                }
+            }
+            IpAddr::V6(_) => {
+                socket.set_unicast_hops_v6(u32::from(TTL))?;
+                socket.set_multicast_hops_v6(u32::from(TTL))?;
+                socket.set_multicast_loop_v6(false)?;
+                socket.set_multicast_if_v6(ifindex)?;
+                setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?;
+                setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)?;
+                if multicast {
+                    socket.join_multicast_v6(&MULTICAST_V6, ifindex)?;
+                }
+            }
         }
         Ok(VrrpSocket {
             socket,
@@ -56,34 +83,83 @@ impl VrrpSocket {
         })
     }
 
-    /// Sends one VRRP message to `dst`, from the instance's own address (not a VIP that
-    /// may sit on the same interface).
-    pub fn send(&self, message: &[u8], dst: Ipv4Addr) -> io::Result<()> {
-        let info = libc::in_pktinfo {
-            ipi_ifindex: self.ifindex as libc::c_int,
-            ipi_spec_dst: libc::in_addr {
-                s_addr: u32::from(self.local).to_be(),
-            },
-            ipi_addr: libc::in_addr { s_addr: 0 },
-        };
-        let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-        sendmsg(
-            self.socket.as_raw_fd(),
-            &[IoSlice::new(message)],
-            &[ControlMessage::Ipv4PacketInfo(&info)],
-            MsgFlags::MSG_DONTWAIT,
-            Some(&to),
-        )?;
+    /// Sends one VRRP message to `dst` (of the socket's family), from the instance's own
+    /// address, not from a VIP that may sit on the same interface.
+    pub fn send(&self, message: &[u8], dst: IpAddr) -> io::Result<()> {
+        let fd = self.socket.as_raw_fd();
+        let iov = [IoSlice::new(message)];
+        let flags = MsgFlags::MSG_DONTWAIT;
+        match (self.local, dst) {
+            (IpAddr::V4(local), IpAddr::V4(dst)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(local).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                sendmsg(fd, &iov, &cmsg, flags, Some(&to))?;
+            }
+            (IpAddr::V6(local), IpAddr::V6(dst)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: local.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
+                let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                sendmsg(fd, &iov, &cmsg, flags, Some(&to))?;
+            }
+            _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        }
         Ok(())
     }
 
-    /// Receives one datagram into `buf` (IP header included); `Ok(None)` when none is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match nix::sys::socket::recv(self.socket.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => Ok(Some(n)),
-            Err(nix::errno::Errno::EAGAIN) => Ok(None),
-            Err(e) => Err(e.into()),
+    /// Receives one datagram into `buf`; `Ok(None)` when none is waiting. IPv4 datagrams
+    /// carry their IP header, which is split off here.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Result<Received, IpHeaderError>>> {
+        let fd = self.socket.as_raw_fd();
+        if self.local.is_ipv4() {
+            return match nix::sys::socket::recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => Ok(Some(split_ipv4(&buf[..n]))),
+                Err(nix::errno::Errno::EAGAIN) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
         }
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let msg =
+            match recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT) {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+        let (mut hops, mut dst) = (None, None);
+        for c in msg.cmsgs()? {
+            match c {
+                ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                }
+                _ => {}
+            }
+        }
+        let src = msg.address.map(|a| a.ip());
+        let received = match (hops, dst, src) {
+            (Some(ttl), Some(dst), Some(src)) => Ok(Received {
+                meta: RxMeta {
+                    ttl,
+                    src: IpAddr::V6(src),
+                    dst: IpAddr::V6(dst),
+                },
+                message: 0..msg.bytes,
+            }),
+            _ => Err(IpHeaderError::MissingControl),
+        };
+        Ok(Some(received))
     }
 }
 

@@ -62,6 +62,23 @@ pub const CAPTURES: &[Capture] = &[
         interval_centis: 100,
         addrs: &["192.0.2.10"],
     },
+    Capture {
+        name:
+            "keepalived 2.2.7 (Debian 12), vrrp_version 3 over IPv6, advert_int 0.1, priority 100",
+        ttl: 255,
+        src: "fe80::808e:e8ff:feee:9baa",
+        dst: "ff02::12",
+        checksum_mode: ChecksumMode::Rfc,
+        payload: &[
+            0x31, 0x34, 0x64, 0x01, 0x00, 0x0a, 0x3a, 0xb1, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+        ],
+        version: Version::V3,
+        vrid: 52,
+        priority: 100,
+        interval_centis: 10,
+        addrs: &["2001:db8::10"],
+    },
 ];
 
 fn check(c: &Capture) {
