@@ -22,8 +22,9 @@ use std::thread;
 use std::time::Duration;
 
 use nodes::{
-    crash_namespace, edited_config, haproxy, have, keepalived, keepalived_auth, keepalived_unicast,
-    ringlb, ringlb_config, skip_reason, sysctl, vip_holders, wait_vip, Lab, Node, VIP,
+    crash_namespace, edited_config, edited_document, haproxy, have, holders, keepalived,
+    keepalived_auth, keepalived_ipv6, keepalived_unicast, ringlb, ringlb_config, skip_reason,
+    sysctl, vip_holders, wait_holder, wait_vip, Lab, Node, VIP, VIP6,
 };
 use probe::{Outcome, Probe};
 use vrrp::time::{master_down_interval, skew_time};
@@ -51,6 +52,9 @@ fn work_dir() -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// What keepalived says about adverts it rejects (and about other failures).
+const PROTOCOL_ERRORS: &str = r"(?i)invalid|mismatch|bogus|not present|too short|wrong|error|bad ";
 
 /// Starts a node again under a new log tag.
 type Restart<'a> = dyn Fn(&str) -> Node + 'a;
@@ -87,6 +91,7 @@ fn lab() {
     if have("keepalived") {
         unicast_and_notify(&dir);
     }
+    ipv6(&dir);
 
     let classic = if have("keepalived") && have("haproxy") {
         Some(keepalived_haproxy_pair(&dir))
@@ -104,7 +109,17 @@ fn measured(
     action: impl FnOnce(),
     done: impl Fn() -> Result<Duration, String>,
 ) -> Outcome {
-    let probe = Probe::start("lab-client", target());
+    measured_at(target(), label, action, done)
+}
+
+/// [`measured`] against any address (the IPv6 VIP).
+fn measured_at(
+    target: SocketAddr,
+    label: &str,
+    action: impl FnOnce(),
+    done: impl Fn() -> Result<Duration, String>,
+) -> Outcome {
+    let probe = Probe::start("lab-client", target);
     assert!(
         probe.wait_streak(20, Duration::from_secs(5)),
         "{label}: the service was not steady before the action"
@@ -210,7 +225,7 @@ fn ringlb_pair(dir: &Path) -> Outages {
         || wait_vip(2, true, Duration::from_secs(3)),
     );
     assert!(
-        stall.outage <= WORKER_STALL + mdi + Duration::from_millis(300),
+        stall.outage <= WORKER_STALL + mdi + Duration::from_millis(500),
         "stalled-worker outage {:?}",
         stall.outage
     );
@@ -302,9 +317,7 @@ fn keepalived_interop(
     } else {
         Duration::from_secs(3)
     };
-    let protocol_errors =
-        regex::Regex::new(r"(?i)invalid|mismatch|bogus|not present|too short|wrong|error|bad ")
-            .unwrap();
+    let protocol_errors = regex::Regex::new(PROTOCOL_ERRORS).unwrap();
     for ringlb_lb in [1u8, 2] {
         let ka_lb = 3 - ringlb_lb;
         let tag = format!("v{version}-ringlb-lb{ringlb_lb}");
@@ -412,6 +425,90 @@ fn unicast_and_notify(dir: &Path) {
         "notify calls"
     );
     eprintln!("lab: unicast interop with keepalived and notify work");
+}
+
+/// IPv6: an instance VI_6 (VRID 52) owning 2001:db8::10/64 in front of nginx's IPv6
+/// addresses; graceful handover and preemption through the unsolicited NAs, then keepalived
+/// as the backup over IPv6.
+fn ipv6(dir: &Path) {
+    let target: SocketAddr = format!("[{VIP6}]:80").parse().unwrap();
+    let conf = |lb: u8| {
+        edited_document(lb, &format!("lab-lb{lb}-ipv6.json"), dir, |json| {
+            json["frontends"][0]["bind"] = serde_json::json!([format!("[{VIP6}]:80")]);
+            json["backends"][0]["servers"][0]["addr"] = "[2001:db8::21]:80".into();
+            json["backends"][0]["servers"][1]["addr"] = "[2001:db8::22]:80".into();
+            let vi = &mut json["vrrp"]["instances"][0];
+            vi["name"] = "VI_6".into();
+            vi["vrid"] = 52.into();
+            vi["vips"] = serde_json::json!([format!("{VIP6}/64")]);
+        })
+    };
+    let skew = skew_time(BACKUP_PRIORITY, interval());
+    let lb2 = ringlb(2, &conf(2), dir, "ipv6");
+    let mut lb1 = ringlb(1, &conf(1), dir, "ipv6");
+    wait_holder(VIP6, 1, true, Duration::from_secs(3)).expect("IPv6: lb1 becomes master");
+    let graceful = measured_at(
+        target,
+        "IPv6 ringlb graceful stop (SIGTERM)",
+        || lb1.signal(libc::SIGTERM),
+        || wait_holder(VIP6, 2, true, Duration::from_secs(2)),
+    );
+    assert!(
+        graceful.outage <= skew + Duration::from_millis(100),
+        "IPv6 graceful outage {:?}",
+        graceful.outage
+    );
+    assert!(lb1.stop(libc::SIGTERM, Duration::from_secs(5)));
+    let preempt = measured_at(
+        target,
+        "IPv6 ringlb preemption",
+        || lb1 = ringlb(1, &conf(1), dir, "ipv6-restart"),
+        || wait_holder(VIP6, 1, true, Duration::from_secs(3)),
+    );
+    assert!(
+        preempt.outage <= Duration::from_millis(500),
+        "IPv6 preemption outage {:?}",
+        preempt.outage
+    );
+    for node in [&lb1, &lb2] {
+        let log = node.log_text();
+        assert!(log.contains("(multicast ff02::12)"), "{log}");
+        assert!(
+            !log.contains("dropped advert") && !log.contains("cannot "),
+            "{log}"
+        );
+        assert!(!log.contains("failed"), "{}: {log}", node.name);
+    }
+    drop(lb1);
+    drop(lb2);
+    assert_eq!(holders(VIP6), Vec::<u8>::new(), "IPv6: no VIP left behind");
+
+    if !have("keepalived") {
+        return;
+    }
+    let mut ka = keepalived_ipv6(2, 100, dir, "ipv6");
+    let mut rl = ringlb(1, &conf(1), dir, "ipv6-keepalived");
+    wait_holder(VIP6, 1, true, Duration::from_secs(3)).expect("IPv6 interop: ringlb master");
+    assert!(rl.stop(libc::SIGTERM, Duration::from_secs(5)));
+    wait_holder(VIP6, 2, true, Duration::from_secs(2))
+        .expect("IPv6 interop: keepalived takes over");
+    rl = ringlb(1, &conf(1), dir, "ipv6-keepalived-restart");
+    wait_holder(VIP6, 1, true, Duration::from_secs(3)).expect("IPv6 interop: ringlb preempts");
+    ka.stop(libc::SIGTERM, Duration::from_secs(5));
+    let ka_log = ka.log_text();
+    let errors = regex::Regex::new(PROTOCOL_ERRORS).unwrap();
+    let bad: Vec<&str> = ka_log.lines().filter(|l| errors.is_match(l)).collect();
+    assert!(
+        bad.is_empty(),
+        "IPv6: keepalived logs protocol errors:\n{}",
+        bad.join("\n")
+    );
+    assert!(
+        ka_log.contains("Master received advert from fe80::"),
+        "{ka_log}"
+    );
+    assert!(!rl.log_text().contains("dropped advert"));
+    eprintln!("lab: IPv6 handover, preemption and keepalived interop work");
 }
 
 /// The classic pair with the same timers: keepalived (VRRPv3, 100ms, priorities 150/100)

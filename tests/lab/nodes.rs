@@ -73,33 +73,45 @@ fn lab_script(verb: &str) {
     );
 }
 
-/// Which balancers (1, 2) hold the VIP on their lab interface.
+pub const VIP6: &str = "2001:db8::10";
+
+/// Which balancers (1, 2) hold the IPv4 VIP on their lab interface.
 pub fn vip_holders() -> Vec<u8> {
+    holders(VIP)
+}
+
+/// Which balancers (1, 2) hold `vip` (IPv4 or IPv6) on their lab interface.
+pub fn holders(vip: &str) -> Vec<u8> {
     [1u8, 2]
         .into_iter()
         .filter(|&lb| {
             let out = Command::new("ip")
-                .args(["-n", &format!("lab-lb{lb}"), "-4", "-o", "addr", "show"])
+                .args(["-n", &format!("lab-lb{lb}"), "-o", "addr", "show"])
                 .args(["dev", &format!("veth-lb{lb}")])
                 .output()
                 .expect("ip addr show");
-            String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
+            String::from_utf8_lossy(&out.stdout).contains(&format!(" {vip}/"))
         })
         .collect()
 }
 
-/// Waits until `want` holds the VIP (and, with `alone`, nobody else does); returns how
-/// long that took, or an error naming who held it.
+/// Waits until `want` holds the IPv4 VIP (and, with `alone`, nobody else does); returns
+/// how long that took, or an error naming who held it.
 pub fn wait_vip(want: u8, alone: bool, limit: Duration) -> Result<Duration, String> {
+    wait_holder(VIP, want, alone, limit)
+}
+
+/// [`wait_vip`] for any VIP.
+pub fn wait_holder(vip: &str, want: u8, alone: bool, limit: Duration) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
-        let holders = vip_holders();
+        let holders = holders(vip);
         if holders.contains(&want) && (!alone || holders.len() == 1) {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
             return Err(format!(
-                "after {limit:?}, lb{want} should hold {VIP}{}; holders: {holders:?}",
+                "after {limit:?}, lb{want} should hold {vip}{}; holders: {holders:?}",
                 if alone { " alone" } else { "" }
             ));
         }
@@ -262,10 +274,22 @@ pub fn edited_config(
     dir: &Path,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> PathBuf {
+    edited_document(lb, name, dir, |json| {
+        edit(&mut json["vrrp"]["instances"][0])
+    })
+}
+
+/// The lab config of lb`lb` edited as a whole by `edit`, written to `dir/name`.
+pub fn edited_document(
+    lb: u8,
+    name: &str,
+    dir: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
     let base = concat!(env!("CARGO_MANIFEST_DIR"), "/conf");
     let text = fs::read_to_string(format!("{base}/lab-lb{lb}.json")).expect("read lab config");
     let mut json: serde_json::Value = serde_json::from_str(&text).expect("parse lab config");
-    edit(&mut json["vrrp"]["instances"][0]);
+    edit(&mut json);
     let path = dir.join(name);
     fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).expect("write config");
     path
@@ -289,6 +313,21 @@ pub fn keepalived(
          virtual_router_id 51\n    priority {priority}\n    advert_int {advert_int}\n{extra}    \
          virtual_ipaddress {{\n        {VIP}/24 dev veth-lb{lb}\n    }}\n}}\n"
     );
+    spawn_keepalived(lb, &conf, dir, tag)
+}
+
+/// keepalived for an IPv6 virtual router: VRID 52, VIP 2001:db8::10/64, VRRPv3 at 100 ms.
+pub fn keepalived_ipv6(lb: u8, priority: u8, dir: &Path, tag: &str) -> Node {
+    let conf = format!(
+        "global_defs {{\n    router_id lb{lb}\n    vrrp_version 3\n}}\n\
+         vrrp_instance VI_6 {{\n    state BACKUP\n    interface veth-lb{lb}\n    \
+         virtual_router_id 52\n    priority {priority}\n    advert_int 0.1\n    \
+         virtual_ipaddress {{\n        {VIP6}/64 dev veth-lb{lb}\n    }}\n}}\n"
+    );
+    spawn_keepalived(lb, &conf, dir, &format!("{tag}-v6"))
+}
+
+fn spawn_keepalived(lb: u8, conf: &str, dir: &Path, tag: &str) -> Node {
     let base = dir.join(format!("{tag}-keepalived-lb{lb}"));
     let conf_path = base.with_extension("conf");
     fs::write(&conf_path, conf).expect("write keepalived.conf");
