@@ -427,32 +427,36 @@ fn unicast_and_notify(dir: &Path) {
     eprintln!("lab: unicast interop with keepalived and notify work");
 }
 
-/// IPv6: an instance VI_6 (VRID 52) owning 2001:db8::10/64 in front of nginx's IPv6
-/// addresses; graceful handover and preemption through the unsolicited NAs, then keepalived
-/// as the backup over IPv6.
+/// Dual stack: beside VI_1, an instance VI_6 (VRID 52) owns 2001:db8::10/64, the frontend
+/// listens on both VIPs, web1 is reached over IPv6 and web2 over IPv4. Graceful handover
+/// and preemption move both VIPs (the client follows the unsolicited NAs), then keepalived
+/// is the backup over IPv6.
 fn ipv6(dir: &Path) {
     let target: SocketAddr = format!("[{VIP6}]:80").parse().unwrap();
     let conf = |lb: u8| {
-        edited_document(lb, &format!("lab-lb{lb}-ipv6.json"), dir, |json| {
-            json["frontends"][0]["bind"] = serde_json::json!([format!("[{VIP6}]:80")]);
+        edited_document(lb, &format!("lab-lb{lb}-dual-stack.json"), dir, |json| {
+            json["frontends"][0]["bind"] =
+                serde_json::json!([format!("{VIP}:80"), format!("[{VIP6}]:80")]);
             json["backends"][0]["servers"][0]["addr"] = "[2001:db8::21]:80".into();
-            json["backends"][0]["servers"][1]["addr"] = "[2001:db8::22]:80".into();
-            let vi = &mut json["vrrp"]["instances"][0];
+            let mut vi = json["vrrp"]["instances"][0].clone();
             vi["name"] = "VI_6".into();
             vi["vrid"] = 52.into();
             vi["vips"] = serde_json::json!([format!("{VIP6}/64")]);
+            json["vrrp"]["instances"].as_array_mut().unwrap().push(vi);
         })
     };
     let skew = skew_time(BACKUP_PRIORITY, interval());
     let lb2 = ringlb(2, &conf(2), dir, "ipv6");
     let mut lb1 = ringlb(1, &conf(1), dir, "ipv6");
     wait_holder(VIP6, 1, true, Duration::from_secs(3)).expect("IPv6: lb1 becomes master");
+    wait_vip(1, true, Duration::from_secs(1)).expect("dual stack: lb1 holds the IPv4 VIP too");
     let graceful = measured_at(
         target,
         "IPv6 ringlb graceful stop (SIGTERM)",
         || lb1.signal(libc::SIGTERM),
         || wait_holder(VIP6, 2, true, Duration::from_secs(2)),
     );
+    wait_vip(2, true, Duration::from_secs(1)).expect("dual stack: the IPv4 VIP moves too");
     assert!(
         graceful.outage <= skew + Duration::from_millis(100),
         "IPv6 graceful outage {:?}",
@@ -465,6 +469,7 @@ fn ipv6(dir: &Path) {
         || lb1 = ringlb(1, &conf(1), dir, "ipv6-restart"),
         || wait_holder(VIP6, 1, true, Duration::from_secs(3)),
     );
+    wait_vip(1, true, Duration::from_secs(1)).expect("dual stack: the IPv4 VIP comes back");
     assert!(
         preempt.outage <= Duration::from_millis(500),
         "IPv6 preemption outage {:?}",
@@ -482,6 +487,11 @@ fn ipv6(dir: &Path) {
     drop(lb1);
     drop(lb2);
     assert_eq!(holders(VIP6), Vec::<u8>::new(), "IPv6: no VIP left behind");
+    assert_eq!(
+        vip_holders(),
+        Vec::<u8>::new(),
+        "dual stack: no IPv4 VIP left behind"
+    );
 
     if !have("keepalived") {
         return;
