@@ -18,7 +18,8 @@ use super::watchdog::Oldest;
 use super::{InstanceStatus, Io};
 use crate::config::{TrackAction, VrrpInstance};
 
-/// Drop log lines per instance at most this often (a flood must not flood the log).
+/// Drop and send-error lines per instance at most this often (a flood must not flood the
+/// log).
 const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) struct Router {
@@ -36,8 +37,8 @@ pub(super) struct Router {
     transitions: u64,
     ip_header_errors: u64,
     not_ours: u64,
-    last_drop_log: Option<StdInstant>,
-    drops_since_log: u64,
+    drop_log: RateLimited,
+    send_error_log: RateLimited,
 }
 
 impl Router {
@@ -95,8 +96,8 @@ impl Router {
             transitions: 0,
             ip_header_errors: 0,
             not_ours: 0,
-            last_drop_log: None,
-            drops_since_log: 0,
+            drop_log: RateLimited::default(),
+            send_error_log: RateLimited::default(),
         })
     }
 
@@ -104,7 +105,10 @@ impl Router {
     /// starts as backup (or master, as address owner).
     pub(super) fn start(&mut self, now: vrrp::Instant, io: &mut Io) {
         let peers = if self.cfg.unicast_peers.is_empty() {
-            format!("multicast {}", vrrp::Family::of(self.iface.primary).multicast_group())
+            format!(
+                "multicast {}",
+                vrrp::Family::of(self.iface.primary).multicast_group()
+            )
         } else {
             let list: Vec<String> = self
                 .cfg
@@ -332,10 +336,8 @@ impl Router {
                         sent.map_err(|e| e.to_string())
                     });
                 if let Err(e) = sent {
-                    eprintln!(
-                        "ringlb: vrrp {}: cannot send advert to {dst}: {e}",
-                        self.cfg.name
-                    );
+                    let what = format_args!("cannot send advert to {dst}: {e}");
+                    self.send_error_log.log(&self.cfg.name, what);
                 }
             }
         }
@@ -423,21 +425,31 @@ impl Router {
     }
 
     fn log_drop(&mut self, what: std::fmt::Arguments<'_>) {
-        self.drops_since_log += 1;
-        let due = self
-            .last_drop_log
-            .is_none_or(|at| at.elapsed() >= DROP_LOG_EVERY);
-        if due {
-            let more = self.drops_since_log - 1;
-            let more = if more > 0 {
-                format!(" (and {more} more since the last such line)")
-            } else {
-                String::new()
-            };
-            eprintln!("ringlb: vrrp {}: {what}{more}", self.cfg.name);
-            self.last_drop_log = Some(StdInstant::now());
-            self.drops_since_log = 0;
+        self.drop_log.log(&self.cfg.name, what);
+    }
+}
+
+/// One kind of repeated log line (dropped adverts, send errors), written at most once per
+/// [`DROP_LOG_EVERY`] with a count of the lines held back.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<StdInstant>,
+    held_back: u64,
+}
+
+impl RateLimited {
+    fn log(&mut self, instance: &str, what: std::fmt::Arguments<'_>) {
+        if self.last.is_some_and(|at| at.elapsed() < DROP_LOG_EVERY) {
+            self.held_back += 1;
+            return;
         }
+        let more = match self.held_back {
+            0 => String::new(),
+            n => format!(" (and {n} more since the last such line)"),
+        };
+        eprintln!("ringlb: vrrp {instance}: {what}{more}");
+        self.last = Some(StdInstant::now());
+        self.held_back = 0;
     }
 }
 
