@@ -128,7 +128,9 @@ impl Router {
             self.cfg.interface,
             self.iface.primary,
         );
-        for vip in &self.cfg.vips {
+        // An address owner's VIPs are its own addresses: nothing stale to clear.
+        let owner = self.cfg.priority == 255;
+        for vip in self.cfg.vips.iter().filter(|_| !owner) {
             match io.netlink.remove(self.iface.index, *vip) {
                 Ok(super::netlink::Outcome::Done) => eprintln!(
                     "ringlb: vrrp {}: removed {}/{} left on {} from an earlier run",
@@ -362,6 +364,8 @@ impl Router {
                     }
                 }
             }
+            // An address owner keeps its own addresses when it stops being master.
+            Event::RemoveVips(_) if self.cfg.priority == 255 => {}
             Event::RemoveVips(_) => {
                 for vip in &self.cfg.vips {
                     if let Err(e) = io.netlink.remove(self.iface.index, *vip) {
