@@ -142,7 +142,7 @@ fn hung_check_ends_at_its_timeout() {
     let bound = (INTERVAL + TIMEOUT) * 2;
     let (line, took) = timed_health(&lb, "be/s1", "DOWN", 1, hung_since, bound + SLACK);
     assert!(
-        line.contains("is DOWN: read timeout after 200ms (2/2 checks failed, last after 20"),
+        line.contains("is DOWN: read timeout after 200ms (2/2 checks failed, last after "),
         "reason: {line}"
     );
     // Two checks of 200 ms each, the second at least one interval after the first ended.
@@ -183,13 +183,12 @@ fn killing_a_backend_under_load_fails_no_client() {
     let mut before_kill = BTreeMap::new();
     let mut after_kill = BTreeMap::new();
     for _ in 0..2000 {
-        if start.elapsed() >= run_for {
-            break;
-        }
         if killed_at.is_none() && start.elapsed() >= kill_at {
             // Between two client connections, so no client is mid-handshake with s1.
             s1.stop();
             killed_at = Some(Instant::now());
+        } else if start.elapsed() >= run_for {
+            break;
         }
         let (local, result) = fetch_name(frontend(port));
         match result {

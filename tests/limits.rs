@@ -15,7 +15,7 @@ use common::*;
 
 /// Checks every 100 ms without jitter, for the tests that need servers to change state.
 const FAST_HTTP_CHECK: &str = r#", "health_check": { "type": "http", "interval": "100ms",
-    "timeout": "200ms", "jitter": 0, "rise": 1, "fall": 1 }"#;
+    "timeout": "200ms", "jitter": 0, "rise": 1, "fall": 2 }"#;
 
 /// How long a connection that must not be served is given to prove it.
 const NOT_SERVED: Duration = Duration::from_millis(400);
@@ -237,6 +237,36 @@ fn server_maxconn_queues_until_a_connection_closes() {
         "the server had more than maxconn at once"
     );
     assert_eq!(s1.traffic(), 3);
+}
+
+/// A server at its `maxconn` is skipped while another has room: nothing queues, and the
+/// full server never sees more than its limit.
+#[test]
+fn full_server_is_skipped_for_one_with_room() {
+    let s1 = WebServer::start("s1");
+    let s2 = WebServer::start("s2");
+    let port = free_port();
+    let fe = frontend(port);
+    let list = format!(
+        "[{}, {}]",
+        server("s1", s1.addr(), r#", "maxconn": 1"#),
+        server("s2", s2.addr(), "")
+    );
+    let cfg = config(2, port, "", r#", "timeouts": { "queue": "5s" }"#, &list);
+    let lb = Ringlb::start(&cfg);
+
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(HeldConn::served(&lb, fe));
+    }
+    let on_s1 = held.iter().filter(|(_, name)| name == "s1").count();
+    assert_eq!(
+        on_s1,
+        1,
+        "held connections: {:?}",
+        held.iter().map(|h| &h.1).collect::<Vec<_>>()
+    );
+    assert_eq!((s1.peak_traffic(), s2.peak_traffic()), (1, 5));
 }
 
 /// With `timeouts.queue: 300ms` and nothing closing, the queued connection is closed after

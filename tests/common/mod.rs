@@ -1105,3 +1105,169 @@ impl Ringlb {
             .count()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reloads, listeners and threads
+
+impl Ringlb {
+    /// Replaces the config file with `config` in one rename, so that a reload never reads a
+    /// half-written file (the way an editor or a deploy tool should do it too).
+    pub fn write_config(&self, config: &str) {
+        let tmp = self.dir.join("ringlb.json.new");
+        fs::write(&tmp, config).expect("write new config");
+        fs::rename(&tmp, &self.config_path).expect("rename new config into place");
+    }
+
+    /// Writes `config`, sends SIGHUP and waits (bounded) for the `ringlb: reload #n ...`
+    /// line, ok or failed, which it returns. `n` counts every SIGHUP since the start, from 1.
+    pub fn reload(&self, n: u64, config: &str) -> String {
+        self.write_config(config);
+        self.send_signal(nix::sys::signal::Signal::SIGHUP);
+        self.wait_reload(n)
+    }
+
+    /// Waits for the `ringlb: reload #n ok|failed` line; panics with the log after 10 s.
+    pub fn wait_reload(&self, n: u64) -> String {
+        let ok = format!("ringlb: reload #{n} ok: ");
+        let failed = format!("ringlb: reload #{n} failed: ");
+        self.wait_for_line(Duration::from_secs(10), |l| {
+            l.starts_with(&ok) || l.starts_with(&failed)
+        })
+        .unwrap_or_else(|| panic!("no \"reload #{n}\" line within 10 s; log:\n{}", self.log()))
+    }
+
+    /// A reader of this process's log that returns only what was written since its last
+    /// call: for tests that wait for many lines in a log with thousands of them.
+    pub fn log_cursor(&self) -> LogCursor {
+        LogCursor {
+            path: self.log_path.clone(),
+            offset: 0,
+            pending: Vec::new(),
+            unread: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Names of the process's threads (`ringlb-w0`, `ringlb-w1`, ...), from /proc.
+    pub fn thread_names(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {dir}: {e}")) {
+            let Ok(entry) = entry else { continue };
+            // A thread that exited between readdir and read is simply gone.
+            if let Ok(name) = fs::read_to_string(entry.path().join("comm")) {
+                names.push(name.trim_end().to_owned());
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+/// Reads a growing log file line by line, each complete line once.
+pub struct LogCursor {
+    path: PathBuf,
+    offset: u64,
+    /// The start of a line whose newline has not been written yet (bytes: a read may end
+    /// inside a UTF-8 sequence).
+    pending: Vec<u8>,
+    /// Complete lines read from the file and not yet handed out.
+    unread: std::collections::VecDeque<String>,
+}
+
+impl LogCursor {
+    /// Every complete line written since the last call (or since the last line handed out
+    /// by `wait_for_line`).
+    pub fn new_lines(&mut self) -> Vec<String> {
+        self.fill();
+        self.unread.drain(..).collect()
+    }
+
+    /// Waits (bounded) for a new line satisfying `pred` and returns it; the lines before it
+    /// are dropped, the ones after it stay for the next call.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        wait_for(timeout, || {
+            self.fill();
+            while let Some(line) = self.unread.pop_front() {
+                if pred(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+    }
+
+    fn fill(&mut self) {
+        use std::io::{Seek, SeekFrom};
+        let Ok(mut file) = fs::File::open(&self.path) else {
+            return;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let Ok(n) = file.read_to_end(&mut self.pending) else {
+            return;
+        };
+        self.offset += n as u64;
+        let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = self.pending.drain(..=end).collect();
+        let text = String::from_utf8_lossy(&complete);
+        self.unread.extend(text.lines().map(str::to_owned));
+    }
+}
+
+/// Inodes of the sockets listening on TCP `port` (IPv4 and IPv6), sorted. Stable across a
+/// reload only if the listeners were neither closed nor reopened.
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != LISTEN {
+                continue;
+            }
+            let local_port = cols[1]
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                inodes.extend(cols[9].parse::<u64>().ok());
+            }
+        }
+    }
+    inodes.sort_unstable();
+    inodes
+}
+
+impl Backend {
+    /// Writes `name` and a newline, then echoes everything until EOF, half-closes and
+    /// closes: a stream whose server the client can name and keep talking to.
+    pub fn named_echo(name: &'static str) -> Backend {
+        Backend::spawn(move |mut s| {
+            if s.write_all(format!("{name}\n").as_bytes()).is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if s.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+            let _ = s.shutdown(Shutdown::Write);
+        })
+    }
+}
