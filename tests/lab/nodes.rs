@@ -376,8 +376,9 @@ pub fn haproxy(lb: u8, dir: &Path, tag: &str) -> Node {
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
          timeout server 30s\n\
          frontend web\n    bind {VIP}:80\n    default_backend webfarm\n\
-         backend webfarm\n    balance roundrobin\n    server web1 192.0.2.21:80\n    \
-         server web2 192.0.2.22:80\n",
+         backend webfarm\n    balance roundrobin\n    option httpchk HEAD /check.txt\n    \
+         server web1 192.0.2.21:80 check inter 2s rise 2 fall 3\n    \
+         server web2 192.0.2.22:80 check inter 2s rise 2 fall 3\n",
         base.with_extension("pid").display()
     );
     let conf_path = base.with_extension("cfg");
