@@ -7,6 +7,7 @@
 
 mod health;
 mod span;
+mod stats;
 mod values;
 mod vrrp;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
 use span::SpanIndex;
+pub use stats::{Stats, StatsAuth};
 pub use values::{Addr, Forward, HumanDuration};
 
 /// A validated configuration.
@@ -36,6 +38,8 @@ pub struct Config {
     pub backends: Vec<Backend>,
     /// Virtual router instances (empty without a `vrrp` section).
     pub vrrp: Vrrp,
+    /// The stats page's listener, when configured.
+    pub stats: Option<Stats>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +219,7 @@ struct RawConfig {
     frontends: Vec<RawFrontend>,
     backends: Vec<RawBackend>,
     vrrp: Option<self::vrrp::RawVrrp>,
+    stats: Option<stats::RawStats>,
 }
 
 #[derive(Deserialize)]
@@ -380,6 +385,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .as_ref()
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
+    let stats = raw.stats.as_ref().map(|s| stats::validate(s, &mut p));
 
     if !p.errors.is_empty() {
         // Report problems in document order, whatever order the checks ran in.
@@ -394,6 +400,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         frontends,
         backends,
         vrrp,
+        stats,
     })
 }
 
