@@ -46,6 +46,8 @@ pub struct Control {
     pub failed_reloads: u64,
     /// Shut down (priority 0, VIPs removed) before draining.
     pub vrrp: Option<crate::ha::Vrrp>,
+    /// The last reload's result, for the stats page.
+    pub reload_status: Arc<Mutex<crate::stats::ReloadStatus>>,
 }
 
 pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
@@ -85,7 +87,7 @@ pub fn spawn_checker(
         Box::new(move |changes| {
             let mut reg = lock(&reg);
             for change in changes {
-                reg.set_health(change.generation, change.target, change.up);
+                reg.set_health(change.generation, change.target, change.up, &change.reason);
             }
             reg.publish();
         }),
@@ -170,18 +172,31 @@ impl Control {
                 self.failed_reloads += 1;
                 eprintln!("{e}");
                 eprintln!("ringlb: reload #{n} failed: configuration invalid; still serving the previous one");
+                self.record_reload(false, format!("configuration invalid: {e}"));
                 return;
             }
         };
         match self.apply(new) {
-            Ok(summary) => eprintln!("ringlb: reload #{n} ok: {summary}"),
+            Ok(summary) => {
+                eprintln!("ringlb: reload #{n} ok: {summary}");
+                self.record_reload(true, summary);
+            }
             Err(e) => {
                 self.failed_reloads += 1;
                 eprintln!(
                     "ringlb: reload #{n} failed: {e}; still serving the previous configuration"
                 );
+                self.record_reload(false, e);
             }
         }
+    }
+
+    fn record_reload(&self, ok: bool, summary: String) {
+        let mut status = self
+            .reload_status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        status.record(self.reloads, self.failed_reloads, ok, summary);
     }
 
     fn apply(&mut self, new: Config) -> Result<String, String> {

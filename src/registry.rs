@@ -1,35 +1,130 @@
 //! The control plane's view of every server: the current config, each server's health
-//! state and connection counter, and the snapshot last published. A health verdict or a
-//! reload changes this view and publishes a new snapshot; state and counters follow a
-//! server's identity (backend, name, address) across reloads.
+//! state, admin setting and counters, and the snapshot last published. A health verdict,
+//! an admin action or a reload changes this view and publishes a new snapshot; state and
+//! counters follow a server's identity (backend, name, address) across reloads.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
 use crate::balance::{Selector, ServerSpec};
-use crate::config::{Balance, Config};
+use crate::config::{Balance, Config, Server, MAX_WEIGHT};
+use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{
-    algorithm, BackendTable, FrontendTable, ServerEntry, ServerState, SharedTables, Tables,
+    algorithm, AdminState, BackendTable, FrontendTable, ServerEntry, ServerState, SharedTables,
+    Tables,
 };
 
 /// A server's identity: a reload that keeps all three keeps its state and counter.
 type ServerKey = (String, String, SocketAddr);
 
 struct ServerRuntime {
+    /// The health verdict: `Up` or `Down` (always `Up` without checks).
     state: ServerState,
+    /// Why: the last health transition, e.g. `HTTP 503 (3/3 checks failed, last after 2 ms)`.
+    reason: String,
+    admin: AdminState,
+    /// A weight set by an admin, in place of the configured one.
+    admin_weight: Option<u32>,
+    /// Who set `admin` (the auth user, or the client address without auth).
+    admin_by: String,
+    /// When the effective state last changed.
+    since: Instant,
     load: Arc<AtomicU32>,
+    stats: Arc<ServerStats>,
+}
+
+impl ServerRuntime {
+    /// What the server does with new connections: the admin setting outranks health.
+    fn effective(&self) -> ServerState {
+        match self.admin {
+            AdminState::Ready => self.state,
+            AdminState::Drain => ServerState::Drain,
+            AdminState::Maint => ServerState::Maint,
+        }
+    }
+}
+
+/// One server as the stats page shows it.
+#[derive(Debug, Clone)]
+pub struct ServerView {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub backup: bool,
+    pub maxconn: Option<u32>,
+    /// Effective state (admin over health).
+    pub state: ServerState,
+    /// The health verdict alone (`Up` without checks).
+    pub health: ServerState,
+    pub checked: bool,
+    pub admin: AdminState,
+    /// Why the server is in `state`.
+    pub reason: String,
+    pub since: Instant,
+    /// Effective weight (admin over config).
+    pub weight: u32,
+    pub load: Arc<AtomicU32>,
+    pub stats: Arc<ServerStats>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendView {
+    pub name: String,
+    pub balance: Balance,
+    pub servers: Vec<ServerView>,
+    pub stats: Arc<BackendStats>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendView {
+    pub name: String,
+    pub bind: Vec<SocketAddr>,
+    pub backend: String,
+    pub maxconn: Option<u32>,
+    pub conns: Arc<AtomicU32>,
+    pub stats: Arc<FrontendStats>,
+}
+
+/// Everything the stats page reads from the registry, taken under one lock.
+#[derive(Debug, Clone)]
+pub struct RegistryView {
+    pub frontends: Vec<FrontendView>,
+    pub backends: Vec<BackendView>,
+}
+
+/// Why an admin action was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    UnknownBackend(String),
+    UnknownServer(String, String),
+    Weight(u32),
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::UnknownBackend(b) => write!(f, "unknown backend {b:?}"),
+            AdminError::UnknownServer(b, s) => write!(f, "backend {b:?} has no server {s:?}"),
+            AdminError::Weight(w) => write!(f, "weight {w} is out of range (0 to {MAX_WEIGHT})"),
+        }
+    }
 }
 
 pub struct ServerRegistry {
     config: Config,
+    /// Worker threads: every counter block has a cell for each.
+    workers: usize,
     /// Per backend, per server (config order).
     servers: Vec<Vec<ServerRuntime>>,
     /// Per frontend (config order).
     frontend_conns: Vec<Arc<AtomicU32>>,
+    frontend_stats: Vec<Arc<FrontendStats>>,
+    /// Per backend (config order).
+    backend_stats: Vec<Arc<BackendStats>>,
     /// Health-check target index → (backend, server).
     targets: Vec<(usize, usize)>,
     /// Bumped by every reload; health verdicts carry the generation of their targets.
@@ -47,11 +142,14 @@ pub struct ReloadOutcome {
 
 impl ServerRegistry {
     /// Servers of a checked backend start DOWN until their first check; the others UP, as
-    /// HAProxy treats servers without `check`.
-    pub fn new(config: Config) -> ServerRegistry {
+    /// HAProxy treats servers without `check`. Counter blocks get a cell per worker.
+    pub fn new(config: Config, workers: usize) -> ServerRegistry {
         let mut registry = ServerRegistry {
+            workers,
             servers: Vec::new(),
             frontend_conns: Vec::new(),
+            frontend_stats: Vec::new(),
+            backend_stats: Vec::new(),
             targets: Vec::new(),
             generation: 0,
             tables: Arc::new(ArcSwap::from_pointee(Tables {
@@ -99,18 +197,129 @@ impl ServerRegistry {
             .collect()
     }
 
-    /// Records a health verdict for check target `target` of `generation`; verdicts
-    /// about the targets of an older config are dropped.
-    pub fn set_health(&mut self, generation: u64, target: usize, up: bool) {
+    /// Records a health verdict for check target `target` of `generation`, with its log
+    /// line as the reason; verdicts about the targets of an older config are dropped.
+    pub fn set_health(&mut self, generation: u64, target: usize, up: bool, reason: &str) {
         if generation != self.generation {
             return;
         }
         if let Some(&(b, s)) = self.targets.get(target) {
-            self.servers[b][s].state = if up {
+            let rt = &mut self.servers[b][s];
+            let before = rt.effective();
+            rt.state = if up {
                 ServerState::Up
             } else {
                 ServerState::Down
             };
+            rt.reason = short_reason(reason).to_string();
+            if rt.effective() != before {
+                rt.since = Instant::now();
+            }
+        }
+    }
+
+    /// Sets server `server` of backend `backend` to READY, DRAIN or MAINT and, when given,
+    /// its weight; `by` names who did it. Kept across reloads until the config file changes
+    /// that server. Publishes a new snapshot; returns the effective state and weight.
+    pub fn set_admin(
+        &mut self,
+        backend: &str,
+        server: &str,
+        state: AdminState,
+        weight: Option<u32>,
+        by: &str,
+    ) -> Result<(ServerState, u32), AdminError> {
+        let b = self
+            .config
+            .backends
+            .iter()
+            .position(|b| b.name == backend)
+            .ok_or_else(|| AdminError::UnknownBackend(backend.to_string()))?;
+        let s = self.config.backends[b]
+            .servers
+            .iter()
+            .position(|s| s.name == server)
+            .ok_or_else(|| AdminError::UnknownServer(backend.to_string(), server.to_string()))?;
+        if let Some(w) = weight.filter(|&w| w > MAX_WEIGHT) {
+            return Err(AdminError::Weight(w));
+        }
+        let configured = self.config.backends[b].servers[s].weight;
+        let rt = &mut self.servers[b][s];
+        let before = rt.effective();
+        rt.admin = state;
+        rt.admin_by = by.to_string();
+        if weight.is_some() {
+            rt.admin_weight = weight;
+        }
+        if rt.effective() != before {
+            rt.since = Instant::now();
+        }
+        let result = (rt.effective(), rt.admin_weight.unwrap_or(configured));
+        self.publish();
+        Ok(result)
+    }
+
+    /// Every frontend, backend and server with its state, reason, weight and counters.
+    pub fn view(&self) -> RegistryView {
+        let c = &self.config;
+        let frontends = c
+            .frontends
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FrontendView {
+                name: f.name.clone(),
+                bind: f.bind.clone(),
+                backend: c
+                    .backends
+                    .get(f.backend)
+                    .map_or_else(String::new, |b| b.name.clone()),
+                maxconn: f.maxconn,
+                conns: self.frontend_conns[i].clone(),
+                stats: self.frontend_stats[i].clone(),
+            })
+            .collect();
+        let backends = c
+            .backends
+            .iter()
+            .zip(&self.servers)
+            .zip(&self.backend_stats)
+            .map(|((b, runtimes), stats)| BackendView {
+                name: b.name.clone(),
+                balance: b.balance,
+                stats: stats.clone(),
+                servers: b
+                    .servers
+                    .iter()
+                    .zip(runtimes)
+                    .map(|(s, rt)| ServerView {
+                        name: s.name.clone(),
+                        addr: s.addr,
+                        backup: s.backup,
+                        maxconn: s.maxconn,
+                        state: rt.effective(),
+                        health: rt.state,
+                        checked: b.health_check.is_some(),
+                        admin: rt.admin,
+                        reason: match rt.admin {
+                            AdminState::Ready => rt.reason.clone(),
+                            a => format!(
+                                "set to {} by {}; health: {}",
+                                a.as_str(),
+                                rt.admin_by,
+                                rt.reason
+                            ),
+                        },
+                        since: rt.since,
+                        weight: rt.admin_weight.unwrap_or(s.weight),
+                        load: rt.load.clone(),
+                        stats: rt.stats.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        RegistryView {
+            frontends,
+            backends,
         }
     }
 
@@ -130,6 +339,9 @@ impl ServerRegistry {
         }
         if new.vrrp != self.config.vrrp {
             needs_restart.push("vrrp section".to_string());
+        }
+        if new.stats.as_ref().map(|s| s.bind) != self.config.stats.as_ref().map(|s| s.bind) {
+            needs_restart.push("stats bind".to_string());
         }
         self.adopt(new);
         self.generation += 1;
@@ -158,12 +370,45 @@ impl ServerRegistry {
 
     /// Takes `config` as current, carrying runtime state by identity, and publishes.
     fn adopt(&mut self, config: Config) {
-        let mut old: HashMap<ServerKey, ServerRuntime> = HashMap::new();
+        let mut old: HashMap<ServerKey, (Server, ServerRuntime)> = HashMap::new();
         for (b, runtimes) in self.config.backends.iter().zip(self.servers.drain(..)) {
             for (s, rt) in b.servers.iter().zip(runtimes) {
-                old.insert((b.name.clone(), s.name.clone(), s.addr), rt);
+                old.insert((b.name.clone(), s.name.clone(), s.addr), (s.clone(), rt));
             }
         }
+        let workers = self.workers;
+        let mut old_frontend_stats: HashMap<&str, Arc<FrontendStats>> = self
+            .config
+            .frontends
+            .iter()
+            .zip(self.frontend_stats.drain(..))
+            .map(|(f, st)| (f.name.as_str(), st))
+            .collect();
+        self.frontend_stats = config
+            .frontends
+            .iter()
+            .map(|f| {
+                old_frontend_stats
+                    .remove(f.name.as_str())
+                    .unwrap_or_else(|| Arc::new(FrontendStats::new(workers)))
+            })
+            .collect();
+        let mut old_backend_stats: HashMap<&str, Arc<BackendStats>> = self
+            .config
+            .backends
+            .iter()
+            .zip(self.backend_stats.drain(..))
+            .map(|(b, st)| (b.name.as_str(), st))
+            .collect();
+        self.backend_stats = config
+            .backends
+            .iter()
+            .map(|b| {
+                old_backend_stats
+                    .remove(b.name.as_str())
+                    .unwrap_or_else(|| Arc::new(BackendStats::new(workers)))
+            })
+            .collect();
         let old_frontends: HashMap<&str, Arc<AtomicU32>> = self
             .config
             .frontends
@@ -198,15 +443,41 @@ impl ServerRegistry {
                             self.targets.push((bi, si));
                         }
                         let carried = old.remove(&(b.name.clone(), s.name.clone(), s.addr));
-                        let state = match (&carried, checked) {
-                            (_, false) => ServerState::Up,
-                            (Some(rt), true) => rt.state,
-                            (None, true) => ServerState::Down,
+                        let Some((old_server, mut rt)) = carried else {
+                            return ServerRuntime {
+                                state: if checked {
+                                    ServerState::Down
+                                } else {
+                                    ServerState::Up
+                                },
+                                reason: initial_reason(checked).to_string(),
+                                admin: AdminState::Ready,
+                                admin_weight: None,
+                                admin_by: String::new(),
+                                since: Instant::now(),
+                                load: Arc::default(),
+                                stats: Arc::new(ServerStats::new(workers)),
+                            };
                         };
-                        ServerRuntime {
-                            state,
-                            load: carried.map(|rt| rt.load).unwrap_or_default(),
+                        let before = rt.effective();
+                        if !checked {
+                            rt.state = ServerState::Up;
+                            rt.reason = initial_reason(false).to_string();
                         }
+                        let overridden =
+                            rt.admin != AdminState::Ready || rt.admin_weight.is_some();
+                        if overridden && old_server != *s {
+                            eprintln!(
+                                "ringlb: admin setting of {}/{} dropped: the config file changed the server",
+                                b.name, s.name
+                            );
+                            rt.admin = AdminState::Ready;
+                            rt.admin_weight = None;
+                        }
+                        if rt.effective() != before {
+                            rt.since = Instant::now();
+                        }
+                        rt
                     })
                     .collect()
             })
@@ -225,13 +496,15 @@ impl ServerRegistry {
                 .frontends
                 .iter()
                 .zip(&self.frontend_conns)
-                .map(|(f, conns)| FrontendTable {
+                .zip(&self.frontend_stats)
+                .map(|((f, conns), stats)| FrontendTable {
                     name: f.name.clone(),
                     backend: f.backend,
                     forward: f.forward,
                     log: f.log,
                     maxconn: f.maxconn.unwrap_or(u32::MAX),
                     conns: conns.clone(),
+                    stats: stats.clone(),
                 })
                 .collect(),
             binds: c
@@ -244,16 +517,17 @@ impl ServerRegistry {
                 .backends
                 .iter()
                 .zip(&self.servers)
+                .zip(&self.backend_stats)
                 .enumerate()
-                .map(|(bi, (b, runtimes))| {
+                .map(|(bi, ((b, runtimes), stats))| {
                     let specs: Vec<ServerSpec<'_>> = b
                         .servers
                         .iter()
                         .zip(runtimes)
                         .map(|(s, rt)| ServerSpec {
                             name: &s.name,
-                            weight: s.weight,
-                            usable: rt.state == ServerState::Up,
+                            weight: rt.admin_weight.unwrap_or(s.weight),
+                            usable: rt.effective() == ServerState::Up,
                             backup: s.backup,
                         })
                         .collect();
@@ -269,15 +543,18 @@ impl ServerRegistry {
                             .is_some_and(|h| h.passive_errors.is_some()),
                         selector: Selector::build(algorithm(b.balance), &specs),
                         load: runtimes.iter().map(|rt| rt.load.clone()).collect(),
+                        stats: stats.clone(),
                         servers: b
                             .servers
                             .iter()
+                            .zip(runtimes)
                             .enumerate()
-                            .map(|(si, s)| ServerEntry {
+                            .map(|(si, (s, rt))| ServerEntry {
                                 name: s.name.clone(),
                                 addr: s.addr,
                                 maxconn: s.maxconn.unwrap_or(u32::MAX),
                                 check: target_of(bi, si),
+                                stats: rt.stats.clone(),
                             })
                             .collect(),
                     }
@@ -285,6 +562,25 @@ impl ServerRegistry {
                 .collect(),
         };
         self.tables.store(Arc::new(tables));
+    }
+}
+
+fn initial_reason(checked: bool) -> &'static str {
+    if checked {
+        "not checked yet"
+    } else {
+        "no health check"
+    }
+}
+
+/// A health log line without its `server BACKEND/NAME is STATE: ` head.
+fn short_reason(line: &str) -> &str {
+    match line
+        .split_once(" is UP: ")
+        .or_else(|| line.split_once(" is DOWN: "))
+    {
+        Some((head, why)) if head.starts_with("server ") => why,
+        _ => line,
     }
 }
 
@@ -377,6 +673,11 @@ fn describe_changes(old: &Config, new: &Config) -> String {
             parts.push(format!("frontend {} removed", of.name));
         }
     }
+    if old.stats != new.stats
+        && old.stats.as_ref().map(|s| s.bind) == new.stats.as_ref().map(|s| s.bind)
+    {
+        parts.push("stats settings changed".to_string());
+    }
     if old.maxconn != new.maxconn
         || old.grace != new.grace
         || old.drain_timeout != new.drain_timeout
@@ -411,7 +712,7 @@ mod tests {
 
     #[test]
     fn checked_servers_start_down_and_follow_verdicts() {
-        let mut r = ServerRegistry::new(parse(TEXT));
+        let mut r = ServerRegistry::new(parse(TEXT), 2);
         let t = r.tables().load_full();
         assert_eq!(t.backends[0].selector.candidates(), 0);
         assert_eq!(t.backends[1].selector.candidates(), 1);
@@ -420,22 +721,22 @@ mod tests {
         assert_eq!(t.backends[0].servers[1].check, Some(1));
         assert_eq!(t.frontend_of("127.0.0.1:1".parse().unwrap()), Some(0));
 
-        r.set_health(0, 1, true);
+        r.set_health(0, 1, true, "");
         r.publish();
         let t2 = r.tables().load_full();
         assert_eq!(t2.backends[0].selector.candidates(), 1);
         assert!(Arc::ptr_eq(&t.backends[0].load[1], &t2.backends[0].load[1]));
         // A verdict about an older generation of targets is dropped.
-        r.set_health(7, 0, true);
+        r.set_health(7, 0, true, "");
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
     }
 
     #[test]
     fn reload_carries_state_and_counters_by_identity() {
-        let mut r = ServerRegistry::new(parse(TEXT));
-        r.set_health(0, 0, true);
-        r.set_health(0, 1, true);
+        let mut r = ServerRegistry::new(parse(TEXT), 2);
+        r.set_health(0, 0, true, "");
+        r.set_health(0, 1, true, "");
         r.publish();
         let before = r.tables().load_full();
         before.backends[0].load[0].store(5, Ordering::Relaxed);
@@ -476,8 +777,91 @@ mod tests {
     }
 
     #[test]
+    fn admin_settings_last_until_the_config_changes_the_server() {
+        let mut r = ServerRegistry::new(parse(TEXT), 1);
+        r.set_health(
+            0,
+            0,
+            true,
+            "server checked/a is UP: HTTP 200 (first check, after 1 ms)",
+        );
+        r.set_health(0, 1, true, "");
+        r.publish();
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 2);
+        assert_eq!(
+            r.set_admin("checked", "a", AdminState::Drain, None, "ops"),
+            Ok((ServerState::Drain, 1))
+        );
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
+        let v = r.view();
+        assert_eq!(v.backends[0].servers[0].state, ServerState::Drain);
+        assert_eq!(
+            v.backends[0].servers[0].reason,
+            "set to DRAIN by ops; health: HTTP 200 (first check, after 1 ms)"
+        );
+        // A health verdict does not lift DRAIN.
+        r.set_health(0, 0, true, "HTTP 200 (first check, after 1 ms)");
+        r.publish();
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
+        assert_eq!(
+            r.set_admin("plain", "c", AdminState::Maint, Some(5), "ops"),
+            Ok((ServerState::Maint, 5))
+        );
+        assert_eq!(r.tables().load_full().backends[1].selector.candidates(), 0);
+        assert_eq!(
+            r.set_admin("plain", "x", AdminState::Ready, None, "ops"),
+            Err(AdminError::UnknownServer("plain".into(), "x".into()))
+        );
+        assert_eq!(
+            r.set_admin("nope", "x", AdminState::Ready, None, "ops"),
+            Err(AdminError::UnknownBackend("nope".into()))
+        );
+        assert_eq!(
+            r.set_admin("plain", "c", AdminState::Ready, Some(300), "ops"),
+            Err(AdminError::Weight(300))
+        );
+
+        // A reload that leaves a unchanged keeps its DRAIN; c's weight changes in the
+        // file, so its MAINT and weight are dropped.
+        r.reload(parse(
+            &TEXT.replace(r#""maxconn": 7 }"#, r#""maxconn": 7, "weight": 3 }"#),
+        ));
+        let v = r.view();
+        assert_eq!(v.backends[0].servers[0].state, ServerState::Drain);
+        assert_eq!(v.backends[1].servers[0].state, ServerState::Up);
+        assert_eq!(v.backends[1].servers[0].weight, 3);
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
+
+        assert_eq!(
+            r.set_admin("checked", "a", AdminState::Ready, None, "ops"),
+            Ok((ServerState::Up, 1))
+        );
+        assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 2);
+        assert_eq!(
+            r.view().backends[0].servers[0].reason,
+            "HTTP 200 (first check, after 1 ms)"
+        );
+    }
+
+    #[test]
+    fn counters_follow_identity_across_reloads() {
+        let mut r = ServerRegistry::new(parse(TEXT), 2);
+        let before = r.tables().load_full();
+        before.backends[1].servers[0].stats.cells.of(1).conns.add(4);
+        before.frontends[0].stats.cells.of(0).bytes_in.add(9);
+        r.reload(parse(&TEXT.replace("127.0.0.1:3", "127.0.0.1:9")));
+        let after = r.tables().load_full();
+        assert_eq!(after.backends[1].servers[0].stats.totals().conns, 4);
+        assert_eq!(after.frontends[0].stats.totals().bytes_in, 9);
+        assert!(!Arc::ptr_eq(
+            &before.backends[0].servers[1].stats,
+            &after.backends[0].servers[1].stats
+        ));
+    }
+
+    #[test]
     fn reload_reports_restart_only_settings() {
-        let mut r = ServerRegistry::new(parse(TEXT));
+        let mut r = ServerRegistry::new(parse(TEXT), 2);
         let (outcome, _) = r.reload(parse(&TEXT.replacen('{', r#"{ "workers": 3,"#, 1)));
         assert_eq!(outcome.summary, "no change");
         assert_eq!(outcome.needs_restart, vec!["workers auto → 3".to_string()]);

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::balance::{Algorithm, Selector};
 use crate::config::{Balance, Forward, NoServer, Timeouts};
+use crate::stats::{BackendStats, FrontendStats, ServerStats};
 
 #[derive(Debug)]
 pub struct Tables {
@@ -55,6 +56,8 @@ pub struct FrontendTable {
     pub maxconn: u32,
     /// Current connections, counted by every worker; kept across reloads by frontend name.
     pub conns: Arc<AtomicU32>,
+    /// Per-worker counters, kept across reloads by frontend name.
+    pub stats: Arc<FrontendStats>,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,8 @@ pub struct BackendTable {
     /// Current connections per server, counted by every worker. Each counter belongs to a
     /// server identity (backend, name, address) and outlives snapshots and reloads.
     pub load: Box<[Arc<AtomicU32>]>,
+    /// Per-worker queue counters, kept across reloads by backend name.
+    pub stats: Arc<BackendStats>,
 }
 
 #[derive(Debug)]
@@ -82,14 +87,53 @@ pub struct ServerEntry {
     pub maxconn: u32,
     /// Index of this server's health-check target, when its backend is checked.
     pub check: Option<usize>,
+    /// Per-worker counters, kept across reloads by server identity.
+    pub stats: Arc<ServerStats>,
 }
 
+/// What a server does with new connections; established ones go on in every state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
     /// Takes new connections.
     Up,
     /// Failed its health checks.
     Down,
+    /// Set by an admin: no new connections.
+    Drain,
+    /// Set by an admin for maintenance: no new connections (health checks go on).
+    Maint,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Up => "UP",
+            ServerState::Down => "DOWN",
+            ServerState::Drain => "DRAIN",
+            ServerState::Maint => "MAINT",
+        }
+    }
+}
+
+/// A server's admin setting. It outranks health (DRAIN and MAINT) until set back to READY,
+/// and lasts across reloads until the config file changes that server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminState {
+    /// Follows its health checks.
+    #[default]
+    Ready,
+    Drain,
+    Maint,
+}
+
+impl AdminState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Ready => "READY",
+            AdminState::Drain => "DRAIN",
+            AdminState::Maint => "MAINT",
+        }
+    }
 }
 
 pub type SharedTables = Arc<ArcSwap<Tables>>;

@@ -68,6 +68,16 @@ pub struct InstanceStatus {
     pub not_ours: u64,
 }
 
+/// Reads what the VRRP thread last published about its instances (a short mutex hold).
+#[derive(Clone)]
+pub struct StatusReader(Arc<Mutex<Vec<InstanceStatus>>>);
+
+impl StatusReader {
+    pub fn read(&self) -> Vec<InstanceStatus> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
 /// Sets up every instance (sockets, interface facts) and starts the thread. `Ok(None)`
 /// without instances. Errors name the instance.
 pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
@@ -133,6 +143,12 @@ impl Vrrp {
     #[allow(dead_code)] // read by the stats page (issue 6), not yet built
     pub fn status(&self) -> Vec<InstanceStatus> {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A handle the stats thread keeps to read the instances' status while the control
+    /// thread owns this `Vrrp`.
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader(self.status.clone())
     }
 
     fn stop(&mut self) {

@@ -19,8 +19,9 @@ use super::token::{Op, Token};
 use super::{cancel_fd, Worker, BUF_GROUP};
 use crate::balance::hash_addr;
 use crate::config::{Forward, NoServer};
+use crate::stats::{self, ServerCell};
 use crate::sys::{self, Spliced};
-use crate::table::{BackendTable, Tables};
+use crate::table::{BackendTable, FrontendTable, Tables};
 
 /// Direction indices: bytes from the client to the server, and back.
 const UP: usize = 0;
@@ -141,6 +142,8 @@ pub struct Conn {
     queued_until: u64,
     /// Coarse deadline once a reload removed this connection's server.
     drain_until: Option<u64>,
+    /// Counted in its backend's queue gauge.
+    in_queue: bool,
     phase: Phase,
     dirs: [Dir; 2],
     inflight: u32,
@@ -229,6 +232,7 @@ impl Worker {
             None
         };
         let now = Instant::now();
+        self.count_accept(f);
         let mut conn = Box::new(Conn {
             client: fd,
             server: -1,
@@ -240,6 +244,7 @@ impl Worker {
             attempts: 0,
             queued_until: 0,
             drain_until: None,
+            in_queue: false,
             phase: Phase::Connecting,
             dirs: [Dir::new(forward), Dir::new(forward)],
             inflight: 0,
@@ -272,6 +277,7 @@ impl Worker {
     fn connect_next(&mut self, slot: u32, conn: &mut Conn) {
         let tables = conn.tables.clone();
         let table = &tables.backends[conn.backend];
+        self.leave_queue(conn);
         if conn.attempts > table.retries {
             self.no_server(slot, conn, End::NoServer);
             return;
@@ -279,13 +285,15 @@ impl Worker {
         let idx = match self.pick_server(conn, table) {
             Pick::Server(idx) => idx,
             Pick::Full => {
-                if conn.phase != Phase::Queued {
+                let first = conn.phase != Phase::Queued;
+                if first {
                     conn.phase = Phase::Queued;
                     conn.queued_until = self.now_ms + table.timeouts.queue.as_millis() as u64;
                 }
                 if self.now_ms >= conn.queued_until {
                     self.no_server(slot, conn, End::QueueTimeout);
                 } else {
+                    self.enter_queue(conn, first);
                     self.queue.push_back((slot, self.slots[slot as usize].gen));
                 }
                 return;
@@ -298,6 +306,9 @@ impl Worker {
         conn.phase = Phase::Connecting;
         let server = &table.servers[idx];
         let timeout = table.timeouts.connect;
+        if conn.attempts > 0 {
+            server.stats.cells.of(self.id).retries.add(1);
+        }
         conn.attempts += 1;
         conn.server_idx = Some(idx);
         let fd = match sys::tcp_socket_for(&server.addr) {
@@ -367,11 +378,17 @@ impl Worker {
             sys::close(conn.server);
             conn.server = -1;
             self.uncount(conn);
+            if let Some(stats) = self.server_cell(conn) {
+                stats.connect_errors.add(1);
+            }
             self.report_connect_failure(conn);
             self.connect_next(slot, conn);
             return;
         }
         conn.connect_ms = Some(conn.connect_started.elapsed().as_secs_f64() * 1000.0);
+        if let Some(stats) = self.server_cell(conn) {
+            stats.conns.add(1);
+        }
         conn.phase = Phase::Forwarding;
         conn.active_ms = self.now_ms;
         self.start_dir(slot, conn, UP);
@@ -421,6 +438,7 @@ impl Worker {
         };
         let n = res as u32;
         conn.active_ms = self.now_ms;
+        self.count_bytes(conn, d, n as u64);
         let dir = &mut conn.dirs[d];
         dir.bytes += n as u64;
         if conn.tables.frontends[conn.frontend].forward == Forward::Auto {
@@ -557,6 +575,7 @@ impl Worker {
                 Ok(Spliced::Moved(n)) => {
                     conn.dirs[d].in_pipe = n;
                     conn.dirs[d].bytes += n as u64;
+                    self.count_bytes(conn, d, n as u64);
                     conn.active_ms = self.now_ms;
                     moved += n;
                 }
@@ -670,6 +689,7 @@ impl Worker {
         }
         let freed_server = conn.counted.is_some();
         self.uncount(&mut conn);
+        self.count_end(&mut conn);
         self.shared.release(&conn.tables.frontends[conn.frontend]);
         let entry = &mut self.slots[slot as usize];
         entry.gen = entry.gen.wrapping_add(1);
@@ -825,8 +845,10 @@ impl Worker {
                 return Pick::None;
             };
             let load = &table.load[idx];
-            if load.fetch_add(1, Ordering::Relaxed) < table.servers[idx].maxconn {
+            let before = load.fetch_add(1, Ordering::Relaxed);
+            if before < table.servers[idx].maxconn {
                 conn.counted = Some(idx);
+                stats::raise_peak(&table.servers[idx].stats.peak, before + 1);
                 return Pick::Server(idx);
             }
             load.fetch_sub(1, Ordering::Relaxed);
@@ -861,6 +883,12 @@ impl Worker {
     /// asks for a plain close.
     fn no_server(&mut self, slot: u32, conn: &mut Conn, end: End) {
         conn.set_end(end);
+        conn.tables.frontends[conn.frontend]
+            .stats
+            .cells
+            .of(self.id)
+            .no_server
+            .add(1);
         if conn.tables.backends[conn.backend].no_server == NoServer::Reset {
             sys::set_linger_zero(conn.client);
         }
@@ -895,5 +923,76 @@ fn side_of(d: usize) -> Side {
         Side::Client
     } else {
         Side::Server
+    }
+}
+
+/// Counter hooks: each writes only this worker's cells (see `stats::counters`).
+impl Worker {
+    fn count_accept(&self, f: &FrontendTable) {
+        f.stats.cells.of(self.id).conns.add(1);
+        stats::raise_peak(&f.stats.peak, f.conns.load(Ordering::Relaxed));
+    }
+
+    /// This worker's cell of the connection's current server.
+    fn server_cell<'c>(&self, conn: &'c Conn) -> Option<&'c ServerCell> {
+        let i = conn.server_idx?;
+        Some(
+            conn.tables.backends[conn.backend].servers[i]
+                .stats
+                .cells
+                .of(self.id),
+        )
+    }
+
+    /// `n` bytes read from the source of direction `d`.
+    fn count_bytes(&self, conn: &Conn, d: usize, n: u64) {
+        let f = conn.tables.frontends[conn.frontend].stats.cells.of(self.id);
+        let s = self.server_cell(conn);
+        if d == UP {
+            f.bytes_in.add(n);
+            if let Some(s) = s {
+                s.bytes_in.add(n);
+            }
+        } else {
+            f.bytes_out.add(n);
+            if let Some(s) = s {
+                s.bytes_out.add(n);
+            }
+        }
+    }
+
+    fn enter_queue(&self, conn: &mut Conn, first: bool) {
+        let cell = conn.tables.backends[conn.backend].stats.cells.of(self.id);
+        cell.queued.add(1);
+        if first {
+            cell.queued_total.add(1);
+        }
+        conn.in_queue = true;
+    }
+
+    fn leave_queue(&self, conn: &mut Conn) {
+        if conn.in_queue {
+            conn.in_queue = false;
+            conn.tables.backends[conn.backend]
+                .stats
+                .cells
+                .of(self.id)
+                .queued
+                .sub(1);
+        }
+    }
+
+    /// A connection ends: its times go into its server's histograms.
+    fn count_end(&self, conn: &mut Conn) {
+        self.leave_queue(conn);
+        let Some(connect_ms) = conn.connect_ms else {
+            return;
+        };
+        if let Some(s) = self.server_cell(conn) {
+            s.record(
+                Some(std::time::Duration::from_secs_f64(connect_ms / 1000.0)),
+                conn.accepted.elapsed(),
+            );
+        }
     }
 }

@@ -424,6 +424,12 @@ impl Worker {
         {
             // HAProxy's maxconn semantics: stop accepting; what arrives meanwhile waits in
             // the kernel's accept queue.
+            tables.frontends[frontend]
+                .stats
+                .cells
+                .of(self.id)
+                .held
+                .add(1);
             self.held.push_back((fd, listener));
             if !self.listeners[listener].paused {
                 self.listeners[listener].paused = true;
