@@ -8,6 +8,7 @@ mod ha;
 mod health;
 mod listener;
 mod registry;
+mod stats;
 mod sys;
 mod table;
 mod worker;
@@ -109,7 +110,13 @@ fn run(
         "ringlb: fd limit {nofile} allows {fd_conns} connections; maxconn {maxconn}, {workers} workers"
     );
 
-    let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone())));
+    // The stats socket is bound before anything starts, so a bad address stops ringlb here.
+    let stats_listener = config
+        .stats
+        .as_ref()
+        .map(stats::StatsListener::bind)
+        .transpose()?;
+    let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone(), workers)));
     let tables = control::lock(&registry).tables();
     // Servers are checked once before the listeners open, so the first clients find the
     // servers that are up. The checker thread runs even with nothing to check yet, so a
@@ -197,6 +204,20 @@ fn run(
 
     // VRRP starts once the workers listen, so a new master can serve at once.
     let vrrp = ha::start(&config.vrrp.instances, shared.clone())?;
+    let reload_status = Arc::new(Mutex::new(stats::ReloadStatus::default()));
+    if let Some(listener) = stats_listener {
+        let addr = listener.addr();
+        listener.serve(stats::Sources {
+            registry: registry.clone(),
+            shared: shared.clone(),
+            reloads: reload_status.clone(),
+            vrrp: vrrp.as_ref().map(ha::Vrrp::status_reader),
+            workers,
+            fd_limit: nofile,
+            started: shared.epoch,
+        })?;
+        eprintln!("ringlb: stats on http://{addr}/");
+    }
     let sig_rx = spawn_signal_thread(signals)?;
     Control {
         config_path,
@@ -208,6 +229,7 @@ fn run(
         reloads: 0,
         failed_reloads: 0,
         vrrp,
+        reload_status,
     }
     .run(&sig_rx, &exit_rx);
     Ok(())

@@ -1,0 +1,333 @@
+//! One reading of everything the stats page shows: the registry's view (states, reasons,
+//! weights) with the per-worker counters summed and histograms merged, process facts and
+//! VRRP status. The HTML page, `/stats.json` and `/metrics` all render one `Report`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::counters::Timings;
+use super::Sources;
+use crate::control;
+use crate::registry::RegistryView;
+use crate::table::ServerState;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub process: Process,
+    pub vrrp: Vec<VrrpRow>,
+    pub frontends: Vec<FrontendRow>,
+    pub backends: Vec<BackendRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Process {
+    pub version: &'static str,
+    pub pid: u32,
+    pub uptime_seconds: f64,
+    pub workers: usize,
+    pub fd_limit: u64,
+    /// Entries of /proc/self/fd; `None` when it cannot be read.
+    pub fds_open: Option<u64>,
+    pub maxconn: u32,
+    /// Client connections open now, all frontends.
+    pub conns: u32,
+    pub reloads: u64,
+    pub failed_reloads: u64,
+    pub last_reload: Option<ReloadRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReloadRow {
+    pub number: u64,
+    pub ok: bool,
+    pub summary: String,
+    pub seconds_ago: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VrrpRow {
+    pub name: String,
+    /// `MASTER`, `BACKUP` or `INIT`.
+    pub state: &'static str,
+    /// Configured priority less the fate-sharing penalty.
+    pub priority: u8,
+    pub configured_priority: u8,
+    /// In BACKUP: the master whose adverts it follows.
+    pub master: Option<String>,
+    pub transitions: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FrontendRow {
+    pub name: String,
+    pub bind: Vec<String>,
+    pub backend: String,
+    pub conns: u32,
+    pub peak: u32,
+    pub maxconn: Option<u32>,
+    pub conns_total: u64,
+    /// New connections per second over the last sampling period.
+    pub rate: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Connections that waited in the accept queue for a `maxconn`.
+    pub held: u64,
+    /// Connections closed because no server would take them.
+    pub no_server: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendRow {
+    pub name: String,
+    pub balance: String,
+    /// `UP` while a server takes new connections, else `DOWN`.
+    pub state: &'static str,
+    pub servers_up: usize,
+    pub conns: u64,
+    pub conns_total: u64,
+    pub queue: u64,
+    pub queue_total: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connect_errors: u64,
+    pub retries: u64,
+    pub connect_ms: Option<Latency>,
+    pub duration_ms: Option<Latency>,
+    pub servers: Vec<ServerRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerRow {
+    pub name: String,
+    pub addr: String,
+    /// `UP`, `DOWN`, `DRAIN` or `MAINT`.
+    pub state: &'static str,
+    /// The health verdict alone (`UP` without checks).
+    pub health: &'static str,
+    /// `READY`, `DRAIN` or `MAINT`.
+    pub admin: &'static str,
+    pub checked: bool,
+    pub reason: String,
+    pub since_seconds: f64,
+    pub weight: u32,
+    pub backup: bool,
+    pub conns: u32,
+    pub peak: u32,
+    pub maxconn: Option<u32>,
+    pub conns_total: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connect_errors: u64,
+    pub retries: u64,
+    pub connect_ms: Option<Latency>,
+    pub duration_ms: Option<Latency>,
+    #[serde(skip)]
+    pub timings: Timings,
+}
+
+/// Percentiles of one histogram, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Option<Latency> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        (!h.is_empty()).then(|| Latency {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.5)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        })
+    }
+}
+
+/// Connection rates per frontend, from totals sampled by the stats thread.
+#[derive(Debug, Default)]
+pub struct Rates {
+    last: Option<(Instant, HashMap<String, u64>)>,
+    per_second: HashMap<String, f64>,
+}
+
+impl Rates {
+    pub fn sample(&mut self, view: &RegistryView) {
+        let now = Instant::now();
+        let totals: HashMap<String, u64> = view
+            .frontends
+            .iter()
+            .map(|f| (f.name.clone(), f.stats.totals().conns))
+            .collect();
+        if let Some((at, before)) = &self.last {
+            let secs = now.duration_since(*at).as_secs_f64().max(1e-3);
+            self.per_second = totals
+                .iter()
+                .map(|(name, &n)| {
+                    let prev = before.get(name).copied().unwrap_or(n);
+                    (name.clone(), n.saturating_sub(prev) as f64 / secs)
+                })
+                .collect();
+        }
+        self.last = Some((now, totals));
+    }
+
+    fn of(&self, frontend: &str) -> f64 {
+        self.per_second.get(frontend).copied().unwrap_or(0.0)
+    }
+}
+
+pub fn collect(sources: &Sources, rates: &Rates) -> Report {
+    let view = control::lock(&sources.registry).view();
+    let now = Instant::now();
+    let frontends = view
+        .frontends
+        .iter()
+        .map(|f| {
+            let t = f.stats.totals();
+            FrontendRow {
+                name: f.name.clone(),
+                bind: f.bind.iter().map(|a| a.to_string()).collect(),
+                backend: f.backend.clone(),
+                conns: f.conns.load(Ordering::Relaxed),
+                peak: t.peak,
+                maxconn: f.maxconn,
+                conns_total: t.conns,
+                rate: rates.of(&f.name),
+                bytes_in: t.bytes_in,
+                bytes_out: t.bytes_out,
+                held: t.held,
+                no_server: t.no_server,
+            }
+        })
+        .collect();
+    let backends = view
+        .backends
+        .iter()
+        .map(|b| {
+            let servers: Vec<ServerRow> = b
+                .servers
+                .iter()
+                .map(|s| {
+                    let t = s.stats.totals();
+                    ServerRow {
+                        name: s.name.clone(),
+                        addr: s.addr.to_string(),
+                        state: s.state.as_str(),
+                        health: s.health.as_str(),
+                        admin: s.admin.as_str(),
+                        checked: s.checked,
+                        reason: s.reason.clone(),
+                        since_seconds: now.duration_since(s.since).as_secs_f64(),
+                        weight: s.weight,
+                        backup: s.backup,
+                        conns: s.load.load(Ordering::Relaxed),
+                        peak: t.peak,
+                        maxconn: s.maxconn,
+                        conns_total: t.conns,
+                        bytes_in: t.bytes_in,
+                        bytes_out: t.bytes_out,
+                        connect_errors: t.connect_errors,
+                        retries: t.retries,
+                        connect_ms: Latency::of(&t.timings.connect),
+                        duration_ms: Latency::of(&t.timings.duration),
+                        timings: t.timings,
+                    }
+                })
+                .collect();
+            let mut merged = Timings::default();
+            for s in &servers {
+                merged.add(&s.timings);
+            }
+            let (queue, queue_total) = b.stats.queue();
+            let servers_up = b
+                .servers
+                .iter()
+                .filter(|s| s.state == ServerState::Up && s.weight > 0)
+                .count();
+            let sum = |f: fn(&ServerRow) -> u64| servers.iter().map(f).sum::<u64>();
+            BackendRow {
+                name: b.name.clone(),
+                balance: format!("{:?}", b.balance).to_lowercase(),
+                state: if servers_up > 0 { "UP" } else { "DOWN" },
+                servers_up,
+                conns: sum(|s| u64::from(s.conns)),
+                conns_total: sum(|s| s.conns_total),
+                queue,
+                queue_total,
+                bytes_in: sum(|s| s.bytes_in),
+                bytes_out: sum(|s| s.bytes_out),
+                connect_errors: sum(|s| s.connect_errors),
+                retries: sum(|s| s.retries),
+                connect_ms: Latency::of(&merged.connect),
+                duration_ms: Latency::of(&merged.duration),
+                servers,
+            }
+        })
+        .collect();
+    Report {
+        process: process(sources, now),
+        vrrp: vrrp(sources),
+        frontends,
+        backends,
+    }
+}
+
+fn process(sources: &Sources, now: Instant) -> Process {
+    let (reloads, failed_reloads, last) = sources.reload_status();
+    Process {
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        uptime_seconds: now.duration_since(sources.started).as_secs_f64(),
+        workers: sources.workers,
+        fd_limit: sources.fd_limit,
+        fds_open: fds_open(),
+        maxconn: sources.shared.maxconn.load(Ordering::Relaxed),
+        conns: sources.shared.conns.load(Ordering::Relaxed),
+        reloads,
+        failed_reloads,
+        last_reload: last.map(|r| ReloadRow {
+            number: r.number,
+            ok: r.ok,
+            summary: r.summary,
+            seconds_ago: now.duration_since(r.at).as_secs_f64(),
+        }),
+    }
+}
+
+/// Open descriptors of this process, less the one that reading the directory takes.
+fn fds_open() -> Option<u64> {
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(n.saturating_sub(1))
+}
+
+fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
+    let Some(reader) = &sources.vrrp else {
+        return Vec::new();
+    };
+    reader
+        .read()
+        .into_iter()
+        .map(|i| VrrpRow {
+            name: i.name,
+            state: match i.status.state {
+                vrrp::State::Master => "MASTER",
+                vrrp::State::Backup => "BACKUP",
+                vrrp::State::Initialize => "INIT",
+            },
+            priority: i.status.effective_priority,
+            configured_priority: i.status.configured_priority,
+            master: i
+                .status
+                .master
+                .map(|m| format!("{} (priority {})", m.addr, m.priority)),
+            transitions: i.transitions,
+        })
+        .collect()
+}
