@@ -238,6 +238,10 @@ fn ringlb_pair(dir: &Path) -> Outages {
     lb1.signal(libc::SIGCONT);
     frozen.expect("lb2 takes over from a frozen lb1");
     wait_vip(1, true, Duration::from_secs(3)).expect("one owner (lb1) after SIGCONT");
+    assert!(
+        lb1.log_text().contains("split brain healing"),
+        "lb1 heard lb2's adverts queued while it was frozen and re-announced"
+    );
     for _ in 0..20 {
         assert_eq!(
             vip_holders(),

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Command, Stdio};
 use std::time::Instant as StdInstant;
 
-use vrrp::{Cause, Event, Instance, State, VirtualAddrs};
+use vrrp::{Cause, Event, GarpReason, Instance, State, VirtualAddrs};
 
 use super::arp::{self, ArpSocket};
 use super::iface::{self, Interface};
@@ -39,6 +39,7 @@ pub(super) struct Router {
     not_ours: u64,
     drop_log: RateLimited,
     send_error_log: RateLimited,
+    heal_log: RateLimited,
 }
 
 impl Router {
@@ -98,6 +99,7 @@ impl Router {
             not_ours: 0,
             drop_log: RateLimited::default(),
             send_error_log: RateLimited::default(),
+            heal_log: RateLimited::default(),
         })
     }
 
@@ -376,7 +378,14 @@ impl Router {
                     }
                 }
             }
-            Event::SendGratuitousArp { .. } => {
+            Event::SendGratuitousArp { reason } => {
+                if reason == GarpReason::SplitBrainHeal {
+                    let what = format_args!(
+                        "heard a master of lower priority (split brain healing): \
+                         advertising and announcing the VIPs again"
+                    );
+                    self.heal_log.log(&self.cfg.name, what);
+                }
                 for vip in &self.cfg.vips {
                     let mac = self.iface.mac;
                     let sent = match (&self.announce, vip.addr) {
