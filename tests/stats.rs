@@ -8,6 +8,7 @@
 
 mod common;
 mod stats {
+    pub mod client;
     pub mod openmetrics;
 }
 
@@ -21,129 +22,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::*;
+use stats::client::*;
 use stats::openmetrics;
-
-const USER: &str = "admin";
-const PASSWORD: &str = "s3cret pass";
-const CHECK: &str = r#", "health_check": { "type": "http", "interval": "100ms", "timeout": "500ms", "jitter": 0, "rise": 1, "fall": 1 }"#;
-
-/// A config with frontend `fe`, backend `be` of `servers` (with `backend_extra`), and a
-/// stats listener on `stats` (with auth when `auth`).
-fn stats_config(
-    port: u16,
-    stats: SocketAddr,
-    auth: bool,
-    backend_extra: &str,
-    servers: &str,
-) -> String {
-    let auth = if auth {
-        format!(r#", "auth": {{ "user": "{USER}", "password": "{PASSWORD}" }}"#)
-    } else {
-        String::new()
-    };
-    format!(
-        r#"{{
-  "workers": 2,
-  "stats": {{ "bind": "{stats}", "refresh": "5s"{auth} }},
-  "frontends": [ {{ "name": "fe", "bind": ["127.0.0.1:{port}"], "backend": "be" }} ],
-  "backends": [ {{ "name": "be"{backend_extra}, "servers": {servers} }} ]
-}}"#
-    )
-}
-
-fn stats_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
-/// One HTTP exchange with the stats listener.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// HTTP/1.0, so the answer is never chunked and ends at EOF.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    auth: Option<(&str, &str)>,
-    body: Option<&str>,
-) -> Answer {
-    let mut s = connect(addr);
-    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some((u, p)) = auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        req.push_str(&format!("Authorization: Basic {token}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).expect("send request");
-    let raw = read_to_eof(&mut s, 8 << 20).expect("read answer");
-    let text = String::from_utf8(raw).expect("UTF-8 answer");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-fn get(addr: SocketAddr, path: &str) -> Answer {
-    request(addr, "GET", path, Some((USER, PASSWORD)), None)
-}
-
-fn json(addr: SocketAddr, auth: Option<(&str, &str)>) -> serde_json::Value {
-    let a = request(addr, "GET", "/stats.json", auth, None);
-    assert_eq!(a.status, 200, "{}", a.body);
-    serde_json::from_str(&a.body).expect("stats.json parses")
-}
-
-fn admin(
-    addr: SocketAddr,
-    auth: Option<(&str, &str)>,
-    server: &str,
-    state: &str,
-) -> serde_json::Value {
-    let body = format!(r#"{{"backend":"be","server":"{server}","state":"{state}"}}"#);
-    let a = request(addr, "POST", "/admin/server", auth, Some(&body));
-    assert_eq!(a.status, 200, "{}", a.body);
-    serde_json::from_str(&a.body).expect("admin answer parses")
-}
-
-fn server_json<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    stats["backends"][0]["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no server {name} in {stats}"))
-}
 
 #[test]
 fn endpoints_answer_under_load_and_need_credentials() {
@@ -579,4 +460,58 @@ fn chromium_renders_both_servers_and_a_stopped_one_down_with_its_reason() {
         std::fs::copy(&shot, &keep).expect("copy screenshot");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn admin_settings_survive_reloads_until_the_file_changes_the_server() {
+    let (s1, s2) = (WebServer::start("s1"), WebServer::start("s2"));
+    let (port, st) = (free_port(), stats_addr());
+    let auth = Some((USER, PASSWORD));
+    let text = |w1: u32| {
+        let servers = weighted_servers(&[(s1.addr(), w1), (s2.addr(), 1)]);
+        stats_config(port, st, true, CHECK, &servers)
+    };
+    let lb = Ringlb::start(&text(1));
+    lb.wait_health("be/s2", "UP", 1, Duration::from_secs(5));
+    let reloaded = |n: usize, word: &str| {
+        lb.send_signal(nix::sys::signal::Signal::SIGHUP);
+        let prefix = format!("ringlb: reload #{n} {word}");
+        let line = lb.wait_for_line(Duration::from_secs(5), |l| l.starts_with(&prefix));
+        assert!(line.is_some(), "no {prefix:?}; log:\n{}", lb.log());
+        json(st, auth)
+    };
+    assert_eq!(admin(st, auth, "s1", "drain")["state"], "DRAIN");
+
+    // The file did not change s1: its DRAIN stays.
+    let stats = reloaded(1, "ok");
+    assert_eq!(server_json(&stats, "s1")["state"], "DRAIN");
+    assert_eq!(stats["process"]["last_reload"]["number"], 1);
+    assert_eq!(stats["process"]["last_reload"]["ok"], true);
+    assert_eq!(
+        spread(&lb, frontend(port), 4),
+        BTreeMap::from([("s2".into(), 4)])
+    );
+
+    // The file changes s1's weight: the admin setting gives way to the file.
+    std::fs::write(lb.config_path(), text(2)).unwrap();
+    let stats = reloaded(2, "ok");
+    let s = server_json(&stats, "s1");
+    assert_eq!(
+        (&s["state"], &s["admin"], &s["weight"]),
+        (&"UP".into(), &"READY".into(), &2.into())
+    );
+    assert!(lb.log().contains("ringlb: admin setting of be/s1 dropped"));
+
+    std::fs::write(lb.config_path(), "{ not json").unwrap();
+    let stats = reloaded(3, "failed");
+    let last = &stats["process"]["last_reload"];
+    assert_eq!((&last["number"], &last["ok"]), (&3.into(), &false.into()));
+    assert!(last["summary"]
+        .as_str()
+        .unwrap()
+        .contains("configuration invalid"));
+    let m = openmetrics::parse(&get(st, "/metrics").body).unwrap();
+    assert_eq!(m.value("ringlb_reloads_total", &[]), 3.0);
+    assert_eq!(m.value("ringlb_reload_failures_total", &[]), 1.0);
+    assert_eq!(m.value("ringlb_last_reload_success", &[]), 0.0);
 }
