@@ -5,7 +5,7 @@
 //! conventions; latencies are histograms with fixed buckets filled from hdrhistogram.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -420,16 +420,24 @@ fn family(
 ) -> Result<(), std::fmt::Error> {
     let mut m = enc.encode_descriptor(name, help, unit.as_ref(), metric_type)?;
     for (labels, value) in &samples {
-        let mut m = m.encode_family(labels)?;
-        match value {
-            Value::Counter(v) => m.encode_counter::<NoLabelSet, _, u64>(v, None)?,
-            Value::Gauge(v) => m.encode_gauge(v)?,
-            Value::Histogram(sum, count, buckets) => {
-                m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?
-            }
+        if labels.is_empty() {
+            // Without a label set, so the sample reads `name value`, not `name{} value`.
+            sample(&mut m, value)?;
+        } else {
+            sample(&mut m.encode_family(labels)?, value)?;
         }
     }
     Ok(())
+}
+
+fn sample(m: &mut MetricEncoder, value: &Value) -> Result<(), std::fmt::Error> {
+    match value {
+        Value::Counter(v) => m.encode_counter::<NoLabelSet, _, u64>(v, None),
+        Value::Gauge(v) => m.encode_gauge(v),
+        Value::Histogram(sum, count, buckets) => {
+            m.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)
+        }
+    }
 }
 
 /// Fixed buckets (seconds) filled from a histogram in microseconds. A bucket takes the
