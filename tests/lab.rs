@@ -10,6 +10,8 @@
 //! Root only: skipped with a message otherwise. One `#[test]` runs everything in sequence on
 //! one lab (a file lock keeps other runs out); the lab is torn down even on failure.
 
+#[path = "lab/inject.rs"]
+mod inject;
 #[path = "lab/keepalived.rs"]
 mod keepalived;
 #[path = "lab/nodes.rs"]
@@ -76,6 +78,7 @@ fn lab() {
     eprintln!("lab: logs in {}", dir.display());
 
     let ringlb_numbers = ringlb_pair(&dir);
+    malformed_adverts(&dir);
 
     if have("keepalived") {
         keepalived::keepalived_interop(&dir, 3, "100ms", "0.1", None);
@@ -300,6 +303,45 @@ fn ringlb_pair(dir: &Path) -> Outages {
         "both stopped: no VIP left behind"
     );
     out
+}
+
+/// Adverts a master must not act on: a higher priority but sent from off-link (TTL 64), a
+/// bad checksum, a truncated message and an unknown version. Each is dropped and counted;
+/// the master stays master.
+fn malformed_adverts(dir: &Path) {
+    let conf = PathBuf::from(format!("{}/conf/lab-lb1.json", env!("CARGO_MANIFEST_DIR")));
+    let mut lb1 = ringlb(1, &conf, dir, "malformed");
+    wait_vip(1, true, Duration::from_secs(3)).expect("lb1 master alone");
+    let client = std::net::Ipv4Addr::new(192, 0, 2, 100);
+    let good = inject::advert(client, 200);
+    let mut bad_checksum = good.clone();
+    bad_checksum[6] ^= 0xff;
+    let mut bad_version = good.clone();
+    bad_version[0] = 0x11;
+    inject::send_multicast(
+        "lab-client",
+        client,
+        vec![
+            (64, good),
+            (255, bad_checksum),
+            (255, vec![0x31, 51, 200]),
+            (255, bad_version),
+        ],
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(vip_holders(), vec![1], "lb1 stays master");
+    assert!(lb1.stop(libc::SIGTERM, Duration::from_secs(5)));
+    let log = lb1.log_text();
+    assert!(
+        log.contains("dropped advert from 192.0.2.100: TTL/hop limit 64 is not 255"),
+        "{log}"
+    );
+    assert!(
+        log.contains("received 0 dropped 4,"),
+        "every bad advert counted:\n{log}"
+    );
+    assert!(!log.contains("-> BACKUP (advert"), "{log}");
+    eprintln!("lab: off-link and malformed adverts are dropped and counted");
 }
 
 /// Dual stack: beside VI_1, an instance VI_6 (VRID 52) owns 2001:db8::10/64, the frontend
