@@ -55,6 +55,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that was free a moment ago and lies below the kernel's ephemeral range,
+/// for a listener opened later (by a reload): a port from `free_port` may meanwhile be the
+/// local port of some outgoing connection, and then cannot be bound.
+pub fn listener_port() -> u16 {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(32768);
+    assert!(
+        low > 12000,
+        "ephemeral ports start at {low}: no room below them"
+    );
+    let span = u32::from(low) - 11000;
+    // Spread the start over processes and calls, so that parallel tests do not collide.
+    let seed = std::process::id()
+        .wrapping_mul(2654435761)
+        .wrapping_add(UNIQUE.fetch_add(1, Ordering::Relaxed) as u32 * 7919);
+    for i in 0..1000 {
+        let port = 10000 + (seed.wrapping_add(i * 13) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 10000 and {}", u32::from(low) - 1000);
+}
+
 /// A loopback address with nothing listening on it: connecting to it is refused at once.
 pub fn refused_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
