@@ -90,6 +90,10 @@ pub fn spawn_checker(
                 reg.set_health(change.generation, change.target, change.up, &change.reason);
             }
             reg.publish();
+            // Logged once the new state is what workers see, not before.
+            for change in changes.iter().filter(|c| c.generation == reg.generation()) {
+                eprintln!("ringlb: {}", change.reason);
+            }
         }),
     )
     .map_err(|e| format!("health checker: {e}"))

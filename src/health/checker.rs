@@ -15,7 +15,8 @@ use super::probe::{Plan, Probe, Started};
 use super::state::{CheckResult, ServerHealth};
 use super::{StateChange, Target};
 
-/// Called on the health thread with every batch of state changes.
+/// Called on the health thread with every batch of state changes. The checker logs
+/// nothing itself: the caller logs each `reason` once the change has taken effect.
 pub type OnChange = Box<dyn FnMut(&[StateChange]) + Send>;
 
 /// The handle on the health thread. Dropping it stops the thread.
@@ -351,7 +352,6 @@ impl Engine {
                         continue;
                     };
                     if let Some(t) = slot.health.record_passive_failure(now) {
-                        eprintln!("ringlb: {}", t.reason);
                         self.push(
                             StateChange {
                                 target: i,
@@ -387,7 +387,6 @@ impl Engine {
         let slot = &mut self.slots[i];
         let first = !slot.health.has_result();
         if let Some(t) = slot.health.record(now, &result) {
-            eprintln!("ringlb: {}", t.reason);
             self.push(
                 StateChange {
                     target: i,
