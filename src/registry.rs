@@ -51,7 +51,7 @@ impl ServerRuntime {
     }
 }
 
-pub use admin::RegistryView;
+pub use admin::{AdminError, RegistryView};
 
 pub struct ServerRegistry {
     config: Config,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::http::Reply;
 use super::Sources;
 use crate::control;
+use crate::registry::AdminError;
 use crate::table::AdminState;
 
 /// `{"backend":"webfarm","server":"web1","state":"drain","weight":3}`; `weight` optional.
@@ -62,6 +63,7 @@ pub fn handle(content_type: &str, body: &[u8], who: &str, sources: &Sources) -> 
             });
             Reply::new(200, "application/json", format!("{body}\n"))
         }
+        Err(e @ AdminError::Weight(_)) => Reply::text(400, e.to_string()),
         Err(e) => Reply::text(404, e.to_string()),
     }
 }
