@@ -40,10 +40,8 @@ pub struct Outcome {
     pub attempts: usize,
     pub failures: usize,
     /// The longest time between two successes with failures between them; zero if none
-    /// failed. Without recovery, from the last success to the end of the probe.
+    /// failed. Failures at the very end count from the last success to the last attempt.
     pub outage: Duration,
-    /// The last attempt succeeded.
-    pub recovered: bool,
 }
 
 impl Probe {
@@ -181,6 +179,5 @@ pub fn outcome(attempts: &[Attempt]) -> Outcome {
         attempts: attempts.len(),
         failures,
         outage,
-        recovered: !failed_since_ok,
     }
 }
