@@ -868,7 +868,7 @@ fn reload_carries_health_state() {
         port,
         &[("a", a.addr(), 1), ("b", b.addr(), 1), ("c", c.addr(), 1)],
     );
-    cfg.backend_extra = r#", "health_check": { "type": "http", "interval": "1s", "fast_interval": "1s", "down_interval": "1s", "timeout": "500ms", "jitter": 0, "rise": 1, "fall": 1 }"#.into();
+    cfg.backend_extra = r#", "health_check": { "type": "http", "interval": "1s", "fast_interval": "1s", "down_interval": "1s", "timeout": "1s", "jitter": 0, "rise": 1, "fall": 1 }"#.into();
     let lb = Ringlb::start(&cfg.json());
     for s in ["be/a", "be/b", "be/c"] {
         lb.wait_health(s, "UP", 1, Duration::from_secs(3));
