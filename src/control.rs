@@ -230,7 +230,8 @@ impl Control {
         }
 
         let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
-        let (outcome, targets, carried, generation) = {
+        let vrrp_instances = new.vrrp.instances.clone();
+        let (mut outcome, targets, carried, generation) = {
             let mut reg = lock(&self.registry);
             let (outcome, before) = reg.reload(new);
             let (targets, _) = health_targets(&reg);
@@ -251,6 +252,15 @@ impl Control {
         self.checker
             .replace(targets, carried, generation)
             .map_err(|e| format!("health checker: {e}"))?;
+        // The VRRP thread applies priority, peers, tracking and notify in place and logs
+        // what else would need a restart.
+        match &self.vrrp {
+            Some(vrrp) => vrrp.reload(&vrrp_instances),
+            None if !vrrp_instances.is_empty() => outcome
+                .needs_restart
+                .push("vrrp (no instance ran at start)".to_string()),
+            None => {}
+        }
         for what in &outcome.needs_restart {
             eprintln!("ringlb: reload: {what} changed; this needs a restart and is not applied");
         }

@@ -171,8 +171,8 @@ impl ServerRegistry {
                 show(new.workers)
             ));
         }
-        if new.vrrp != self.config.vrrp {
-            needs_restart.push("vrrp section".to_string());
+        if new.pin_workers != self.config.pin_workers {
+            needs_restart.push("pin_workers".to_string());
         }
         if new.stats.as_ref().map(|s| s.bind) != self.config.stats.as_ref().map(|s| s.bind) {
             needs_restart.push("stats bind".to_string());
@@ -375,7 +375,11 @@ impl ServerRegistry {
                             .health_check
                             .as_ref()
                             .is_some_and(|h| h.passive_errors.is_some()),
-                        selector: Selector::build(algorithm(b.balance), &specs),
+                        selector: Selector::build_sized(
+                            algorithm(b.balance),
+                            &specs,
+                            b.hash_table_size as usize,
+                        ),
                         load: runtimes.iter().map(|rt| rt.load.clone()).collect(),
                         stats: stats.clone(),
                         servers: b

@@ -88,14 +88,22 @@ impl Selector {
     ///
     /// Cost: O(total weight × servers) for the rotations (round robin, least connections),
     /// about two Maglev tables of `DEFAULT_TABLE_SIZE` for `Source`.
+    #[allow(dead_code)] // the tests and the bench; ringlb passes the configured size
     pub fn build(algorithm: Algorithm, servers: &[ServerSpec<'_>]) -> Selector {
+        Selector::build_sized(algorithm, servers, DEFAULT_TABLE_SIZE)
+    }
+
+    /// As `build`, with a Maglev lookup table of `table_size` slots (a prime) for `Source`.
+    pub fn build_sized(
+        algorithm: Algorithm,
+        servers: &[ServerSpec<'_>],
+        table_size: usize,
+    ) -> Selector {
         let active = active_members(servers);
         let kind = match algorithm {
             Algorithm::RoundRobin => Kind::RoundRobin(Rotation::build(&active)),
             Algorithm::LeastConn => Kind::LeastConn(LeastConn::build(&active)),
-            Algorithm::Source => {
-                Kind::Source(SourceHash::build(servers, &active, DEFAULT_TABLE_SIZE))
-            }
+            Algorithm::Source => Kind::Source(SourceHash::build(servers, &active, table_size)),
             Algorithm::Random => Kind::Random(PowerOfTwo::build(&active)),
         };
         Selector {

@@ -29,6 +29,8 @@ pub use values::{Addr, Forward, HumanDuration};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub workers: Option<usize>,
+    /// Pin each worker to a CPU; `None`: pin when there is one worker per usable CPU.
+    pub pin_workers: Option<bool>,
     pub maxconn: Option<u32>,
     pub grace: Duration,
     /// After a reload removes a server, its established connections may run this long;
@@ -114,7 +116,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     server: Duration::from_secs(50),
     queue: Duration::from_secs(5),
 };
-pub const DEFAULT_HASH_TABLE_SIZE: u32 = 65537;
+pub const DEFAULT_HASH_TABLE_SIZE: u32 = crate::balance::DEFAULT_TABLE_SIZE as u32;
 pub const MAX_WEIGHT: u32 = 256;
 
 /// One problem found in a configuration file.
@@ -213,6 +215,7 @@ fn strip_position(e: &serde_json::Error) -> String {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     workers: Option<usize>,
+    pin_workers: Option<bool>,
     maxconn: Option<u32>,
     grace: Option<HumanDuration>,
     drain_timeout: Option<HumanDuration>,
@@ -394,6 +397,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
     }
     Ok(Config {
         workers: raw.workers,
+        pin_workers: raw.pin_workers,
         maxconn: raw.maxconn,
         grace: raw.grace.map_or(DEFAULT_GRACE, |d| d.0),
         drain_timeout: raw.drain_timeout.map(|d| d.0),
