@@ -548,12 +548,7 @@ impl Worker {
                     }
                 }
                 if conn.dirs[d].in_pipe > 0 {
-                    conn.dirs[d].state = DirState::PollOut;
-                    conn.inflight += 1;
-                    let entry = opcode::PollAdd::new(Fd(dst), libc::POLLOUT as u32)
-                        .build()
-                        .user_data(self.token(Op::PollOut, slot, d));
-                    self.push(entry);
+                    self.wait_writable(slot, conn, d);
                     return;
                 }
             }
@@ -593,12 +588,7 @@ impl Worker {
         }
         if conn.dirs[d].in_pipe > 0 {
             // The round budget ran out with bytes in the pipe: flush on the next poll.
-            conn.dirs[d].state = DirState::PollOut;
-            conn.inflight += 1;
-            let entry = opcode::PollAdd::new(Fd(dst), libc::POLLOUT as u32)
-                .build()
-                .user_data(self.token(Op::PollOut, slot, d));
-            self.push(entry);
+            self.wait_writable(slot, conn, d);
             return;
         }
         self.return_pipe(conn, d);
@@ -615,6 +605,16 @@ impl Worker {
             }
         }
         self.start_dir(slot, conn, d);
+    }
+
+    /// Bytes wait in the pipe of direction `d`: poll its destination for room.
+    fn wait_writable(&mut self, slot: u32, conn: &mut Conn, d: usize) {
+        conn.dirs[d].state = DirState::PollOut;
+        conn.inflight += 1;
+        let entry = opcode::PollAdd::new(Fd(conn.dst(d)), libc::POLLOUT as u32)
+            .build()
+            .user_data(self.token(Op::PollOut, slot, d));
+        self.push(entry);
     }
 
     fn return_pipe(&mut self, conn: &mut Conn, d: usize) {
