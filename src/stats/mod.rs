@@ -87,6 +87,11 @@ impl StatsListener {
     pub fn bind(settings: &Stats) -> Result<StatsListener, String> {
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| format!("cannot listen on {} (stats): {e}", settings.bind))?;
+        // Accepted sockets inherit TCP_NODELAY. tiny_http writes a response's head and body
+        // separately; with Nagle the body waits for the client's delayed ACK (40 ms a poll).
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .map_err(|e| format!("stats listener on {}: TCP_NODELAY: {e}", settings.bind))?;
         Ok(StatsListener {
             listener,
             settings: settings.clone(),
