@@ -168,11 +168,16 @@ def report(meta_path, raw_path):
     if "loadavg" in meta:
         w(f"- load average (1, 5, 15 min): {meta['loadavg']}")
     target = meta["target"] + (f" from netns {meta['netns']}" if meta.get("netns") else "")
+    hosts = meta.get("web_hosts", "127.0.0.1 127.0.0.1").split()
+    ports = meta["web_ports"].split()
+    backends = ", ".join(f"{h}:{p}" for h, p in zip(hosts, ports))
+    if meta.get("web_netns"):
+        backends += f" (netns {', '.join(meta['web_netns'].split())})"
     w(
         f"- {meta['rounds']} round(s) of {meta['duration']} s per balancer and load, balancers run "
         f"alternately (the first one rotates each round); every number is the median over the "
         f"rounds. Target {target}; backends: 2 nginx (1 worker each, keep-alive, sendfile) on "
-        f"127.0.0.1:{meta['web_ports'].replace(' ', ', ')}; T = threads of every balancer "
+        f"{backends}; T = threads of every balancer "
         f"(HAProxy `nbthread`, nginx `worker_processes`, ringlb `workers`)."
     )
     w(
