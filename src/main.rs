@@ -7,10 +7,12 @@ mod control;
 mod ha;
 mod health;
 mod listener;
+mod proxy;
 mod registry;
 mod stats;
 mod sys;
 mod table;
+mod tls;
 mod worker;
 
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -15,8 +15,8 @@ use crate::balance::{Selector, ServerSpec};
 use crate::config::{Balance, Config, Server};
 use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{
-    algorithm, AdminState, BackendTable, FrontendTable, ServerEntry, ServerState, SharedTables,
-    Tables,
+    algorithm, AdminState, BackendTable, FrontendTable, InspectTable, ServerEntry, ServerState,
+    SharedTables, Tables,
 };
 
 mod admin;
@@ -334,6 +334,7 @@ impl ServerRegistry {
                 .map(|((f, conns), stats)| FrontendTable {
                     name: f.name.clone(),
                     backend: f.backend,
+                    inspect: InspectTable::new(&f.inspect),
                     forward: f.forward,
                     log: f.log,
                     maxconn: f.maxconn.unwrap_or(u32::MAX),
@@ -370,6 +371,7 @@ impl ServerRegistry {
                         retries: b.retries,
                         timeouts: b.timeouts,
                         no_server: b.no_server,
+                        proxy_tlvs: b.proxy_tlvs,
                         hashes_source: b.balance == Balance::Source,
                         passive_checks: b
                             .health_check
@@ -392,6 +394,7 @@ impl ServerRegistry {
                                 addr: s.addr,
                                 maxconn: s.maxconn.unwrap_or(u32::MAX),
                                 check: target_of(bi, si),
+                                send_proxy: s.send_proxy,
                                 stats: rt.stats.clone(),
                             })
                             .collect(),
@@ -494,10 +497,14 @@ fn describe_changes(old: &Config, new: &Config) -> String {
         for a in of.bind.iter().filter(|a| !f.bind.contains(a)) {
             items.push(format!("-bind {a}"));
         }
-        if new.backends.get(f.backend).map(|b| &b.name)
-            != old.backends.get(of.backend).map(|b| &b.name)
-        {
+        fn backend_name(c: &Config, b: Option<usize>) -> Option<&str> {
+            b.and_then(|b| c.backends.get(b)).map(|b| b.name.as_str())
+        }
+        if backend_name(new, f.backend) != backend_name(old, of.backend) {
             items.push("backend changed".to_string());
+        }
+        if of.inspect != f.inspect {
+            items.push("inspection changed".to_string());
         }
         if of.forward != f.forward || of.log != f.log || of.maxconn != f.maxconn {
             items.push("settings changed".to_string());

@@ -89,6 +89,37 @@ pub fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     addr.as_socket()
 }
 
+/// The local address of a socket (for an accepted one: the address the client reached).
+pub fn local_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: `getsockname` writes at most `len` bytes into the storage SockAddr provides.
+    let (_, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            check(libc::getsockname(fd, storage.cast(), len)).map(drop)
+        })
+    }
+    .ok()?;
+    addr.as_socket()
+}
+
+/// Reads what is already queued on `fd` into the spare capacity of `buf`, without waiting:
+/// `Ok(0)` is EOF, `WouldBlock` means nothing is there yet.
+pub fn recv_queued(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: the kernel writes at most `spare.len()` bytes into the vector's spare capacity.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: `n` bytes of the spare capacity were just initialised by recv.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
 /// Half-closes the sending side: the peer reads EOF once queued bytes are delivered.
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall; ENOTCONN after a reset is harmless here.

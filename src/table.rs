@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::balance::{Algorithm, Selector};
-use crate::config::{Balance, Forward, NoServer, Timeouts};
+use crate::config::{Balance, Forward, Inspect, NoServer, ProxyTlvs, SendProxy, Timeouts};
 use crate::stats::{BackendStats, FrontendStats, ServerStats};
 
 #[derive(Debug)]
@@ -49,7 +49,10 @@ impl Tables {
 #[derive(Debug)]
 pub struct FrontendTable {
     pub name: String,
-    pub backend: usize,
+    /// The backend of connections no route names (`None`: they are closed).
+    pub backend: Option<usize>,
+    /// What is read from a client before its server is chosen, when anything is.
+    pub inspect: Option<Box<InspectTable>>,
     pub forward: Forward,
     pub log: bool,
     /// `u32::MAX` when unlimited.
@@ -66,6 +69,7 @@ pub struct BackendTable {
     pub retries: u32,
     pub timeouts: Timeouts,
     pub no_server: NoServer,
+    pub proxy_tlvs: ProxyTlvs,
     /// The selector reads the client address (so workers must fetch it).
     pub hashes_source: bool,
     /// Failed connects count against the server's health (`passive_errors`).
@@ -87,8 +91,61 @@ pub struct ServerEntry {
     pub maxconn: u32,
     /// Index of this server's health-check target, when its backend is checked.
     pub check: Option<usize>,
+    pub send_proxy: Option<SendProxy>,
     /// Per-worker counters, kept across reloads by server identity.
     pub stats: Arc<ServerStats>,
+}
+
+/// A frontend's inspection settings, with its routes indexed for lookup.
+#[derive(Debug)]
+pub struct InspectTable {
+    pub settings: Inspect,
+    /// Exact server names → backend.
+    exact: std::collections::HashMap<String, usize>,
+    /// `.suffix` → backend, longest suffix first.
+    wildcards: Vec<(String, usize)>,
+}
+
+impl InspectTable {
+    pub fn new(settings: &Inspect) -> Option<Box<InspectTable>> {
+        if !settings.active() {
+            return None;
+        }
+        let exact = settings
+            .routes
+            .iter()
+            .filter(|r| !r.wildcard)
+            .map(|r| (r.name.clone(), r.backend))
+            .collect();
+        let mut wildcards: Vec<(String, usize)> = settings
+            .routes
+            .iter()
+            .filter(|r| r.wildcard)
+            .map(|r| (r.name.clone(), r.backend))
+            .collect();
+        wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        Some(Box::new(InspectTable {
+            settings: settings.clone(),
+            exact,
+            wildcards,
+        }))
+    }
+
+    /// Whether connections wait for a ClientHello.
+    pub fn routes_tls(&self) -> bool {
+        !self.settings.routes.is_empty()
+    }
+
+    /// The backend routed for server name `sni` (lowercase), if a route names it.
+    pub fn route(&self, sni: &str) -> Option<usize> {
+        if let Some(&b) = self.exact.get(sni) {
+            return Some(b);
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| sni.len() > suffix.len() && sni.ends_with(suffix.as_str()))
+            .map(|&(_, b)| b)
+    }
 }
 
 /// What a server does with new connections; established ones go on in every state.

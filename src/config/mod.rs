@@ -6,6 +6,7 @@
 //! report every problem at once, as `haproxy -c` does.
 
 mod health;
+mod inspect;
 mod span;
 mod stats;
 mod values;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
+pub use inspect::{Inspect, Net, ProxyTlvs, SendProxy};
 use span::SpanIndex;
 pub use stats::{Stats, StatsAuth};
 pub use values::{Addr, Forward, HumanDuration};
@@ -48,11 +50,13 @@ pub struct Config {
 pub struct Frontend {
     pub name: String,
     pub bind: Vec<SocketAddr>,
-    /// Index into `Config::backends`.
-    pub backend: usize,
+    /// Index into `Config::backends`; with `routes`, the backend of unrouted connections
+    /// (`None`: they are closed).
+    pub backend: Option<usize>,
     pub maxconn: Option<u32>,
     pub forward: Forward,
     pub log: bool,
+    pub inspect: Inspect,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +70,8 @@ pub struct Backend {
     pub no_server: NoServer,
     /// Maglev lookup table size for `balance: source` (a prime).
     pub hash_table_size: u32,
+    /// TLVs of the PROXY v2 headers sent to this backend's servers.
+    pub proxy_tlvs: ProxyTlvs,
     pub servers: Vec<Server>,
 }
 
@@ -106,6 +112,8 @@ pub struct Server {
     pub maxconn: Option<u32>,
     /// Where health checks go, when not to `addr` (or `addr` with the check's `port`).
     pub check_addr: Option<SocketAddr>,
+    /// The PROXY header this server gets first (its own setting, else its backend's).
+    pub send_proxy: Option<SendProxy>,
 }
 
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -230,10 +238,15 @@ struct RawConfig {
 struct RawFrontend {
     name: String,
     bind: Vec<Addr>,
-    backend: String,
+    backend: Option<String>,
     maxconn: Option<u32>,
     forward: Option<Forward>,
     log: Option<bool>,
+    accept_proxy: Option<bool>,
+    proxy_trusted: Option<Vec<Net>>,
+    routes: Option<Vec<inspect::RawRoute>>,
+    inspect_timeout: Option<HumanDuration>,
+    inspect_max: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +259,8 @@ struct RawBackend {
     health_check: Option<health::RawHealthCheck>,
     no_server: Option<NoServer>,
     hash_table_size: Option<u32>,
+    send_proxy: Option<SendProxy>,
+    proxy_tlvs: Option<Vec<inspect::RawTlv>>,
     servers: Vec<RawServer>,
 }
 
@@ -267,6 +282,7 @@ struct RawServer {
     backup: Option<bool>,
     maxconn: Option<u32>,
     check_addr: Option<Addr>,
+    send_proxy: Option<SendProxy>,
 }
 
 /// Collects semantic errors with positions.
@@ -363,16 +379,36 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         if f.maxconn == Some(0) {
             p.add(format!("{at}.maxconn"), "must be at least 1".into());
         }
-        let backend = match backend_index.get(f.backend.as_str()) {
-            Some(&b) => b,
+        let backend = match &f.backend {
+            Some(name) => match backend_index.get(name.as_str()) {
+                Some(&b) => Some(b),
+                None => {
+                    p.add(format!("{at}.backend"), format!("unknown backend {name:?}"));
+                    Some(0)
+                }
+            },
             None => {
-                p.add(
-                    format!("{at}.backend"),
-                    format!("unknown backend {:?}", f.backend),
-                );
-                0
+                if f.routes.is_none() {
+                    p.add(
+                        at.clone(),
+                        "needs a \"backend\" (or \"routes\" by TLS server name)".into(),
+                    );
+                }
+                None
             }
         };
+        let inspect = inspect::validate(
+            inspect::RawInspect {
+                accept_proxy: f.accept_proxy,
+                proxy_trusted: &f.proxy_trusted,
+                routes: &f.routes,
+                timeout: f.inspect_timeout,
+                max: f.inspect_max,
+            },
+            &at,
+            &backend_index,
+            &mut p,
+        );
         frontends.push(Frontend {
             name: f.name.clone(),
             bind: f.bind.iter().map(|a| a.0).collect(),
@@ -380,6 +416,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
             maxconn: f.maxconn,
             forward: f.forward.unwrap_or_default(),
             log: f.log.unwrap_or(true),
+            inspect,
         });
     }
 
@@ -454,6 +491,7 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             backup: s.backup.unwrap_or(false),
             maxconn: s.maxconn,
             check_addr: s.check_addr.map(|a| a.0),
+            send_proxy: s.send_proxy.or(b.send_proxy),
         });
     }
     if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
@@ -492,6 +530,13 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             format!("{hash_table_size} is not a prime of at least 101 (e.g. 65537)"),
         );
     }
+    let proxy_tlvs = inspect::tlvs(&b.proxy_tlvs);
+    if b.proxy_tlvs.is_some() && !servers.iter().any(|s| s.send_proxy == Some(SendProxy::V2)) {
+        p.add(
+            format!("{at}.proxy_tlvs"),
+            "needs \"send_proxy\": \"v2\" (TLVs exist only in PROXY v2)".into(),
+        );
+    }
     let health_check = b
         .health_check
         .as_ref()
@@ -504,6 +549,7 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
         health_check,
         no_server: b.no_server.unwrap_or_default(),
         hash_table_size,
+        proxy_tlvs,
         servers,
     }
 }

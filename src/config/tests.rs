@@ -16,7 +16,7 @@ fn errors(text: &str) -> String {
 fn minimal_file_from_the_issue() {
     let c = parse("x.json", MINIMAL).unwrap();
     assert_eq!(c.workers, Some(2));
-    assert_eq!(c.frontends[0].backend, 0);
+    assert_eq!(c.frontends[0].backend, Some(0));
     assert_eq!(c.frontends[0].forward, Forward::Auto);
     assert!(c.frontends[0].log);
     let b = &c.backends[0];
@@ -132,4 +132,84 @@ fn duplicate_bind_and_zero_limits() {
         "x.json: frontends[1].bind[0]: 127.0.0.1:80 is already bound at frontends[0].bind[0] (line 3, column 42)",
     ];
     assert_eq!(got.lines().collect::<Vec<_>>(), want);
+}
+
+const ROUTED: &str = r#"{
+  "frontends": [ { "name": "tls", "bind": ["127.0.0.1:8443"], "backend": "other",
+                   "accept_proxy": true, "proxy_trusted": ["10.0.0.0/8", "::1"],
+                   "routes": [ { "sni": "App1.Example.org", "backend": "app1" },
+                               { "sni": "*.example.org", "backend": "wild" } ],
+                   "inspect_timeout": "2s", "inspect_max": 4096 } ],
+  "backends": [
+    { "name": "app1", "send_proxy": "v2", "proxy_tlvs": ["authority", "unique_id", "crc32c"],
+      "servers": [ { "name": "a", "addr": "127.0.0.1:1" },
+                   { "name": "b", "addr": "127.0.0.1:2", "send_proxy": "v1" } ] },
+    { "name": "wild", "servers": [ { "name": "w", "addr": "127.0.0.1:3" } ] },
+    { "name": "other", "servers": [ { "name": "o", "addr": "127.0.0.1:4" } ] } ] }"#;
+
+#[test]
+fn inspection_routes_and_send_proxy() {
+    let c = parse("x.json", ROUTED).unwrap();
+    let i = &c.frontends[0].inspect;
+    assert!(i.accept_proxy && i.active());
+    assert_eq!(i.proxy_trusted.len(), 2);
+    assert!(i.expects_proxy(Some("10.1.1.1".parse().unwrap())));
+    assert!(!i.expects_proxy(Some("192.0.2.1".parse().unwrap())));
+    assert_eq!(i.timeout, Duration::from_secs(2));
+    assert_eq!(i.max, 4096);
+    assert_eq!(i.routes[0].name, "app1.example.org");
+    assert!(!i.routes[0].wildcard);
+    assert_eq!(i.routes[1].name, ".example.org");
+    assert!(i.routes[1].wildcard);
+    assert_eq!((i.routes[0].backend, i.routes[1].backend), (0, 1));
+    assert_eq!(c.frontends[0].backend, Some(2));
+    let b = &c.backends[0];
+    assert_eq!(b.servers[0].send_proxy, Some(SendProxy::V2));
+    assert_eq!(b.servers[1].send_proxy, Some(SendProxy::V1));
+    assert!(b.proxy_tlvs.authority && b.proxy_tlvs.unique_id && b.proxy_tlvs.crc32c);
+    assert_eq!(c.backends[1].servers[0].send_proxy, None);
+    // Without a default backend, routes alone are enough.
+    let text = ROUTED.replace(r#""backend": "other","#, "");
+    assert_eq!(parse("x.json", &text).unwrap().frontends[0].backend, None);
+}
+
+#[test]
+fn inspection_errors_name_the_field() {
+    let text = ROUTED
+        .replace("*.example.org", "*example.org")
+        .replace(r#""backend": "wild""#, r#""backend": "wilde""#)
+        .replace("4096", "100")
+        .replace("10.0.0.0/8", "10.0.0.0/40");
+    let e = errors(&text);
+    assert!(
+        e.contains("frontends[0].proxy_trusted[0]: \"10.0.0.0/40\" is not ip/prefix"),
+        "{e}"
+    );
+    // The type error stops parsing; fix it to see the semantic ones, all at once.
+    let e = errors(&text.replace("10.0.0.0/40", "10.0.0.0/8"));
+    for want in [
+        "frontends[0].routes[1].sni: \"*example.org\" is not a host name",
+        "frontends[0].routes[1].backend: unknown backend \"wilde\"",
+        "frontends[0].inspect_max: 100 is out of range (1024 to 65536 bytes)",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in\n{e}");
+    }
+    let e = errors(&MINIMAL.replace(r#", "backend": "webfarm""#, ""));
+    assert!(
+        e.contains("frontends[0]: needs a \"backend\" (or \"routes\" by TLS server name)"),
+        "{e}"
+    );
+    let e = errors(&ROUTED.replace(r#""send_proxy": "v2", "#, ""));
+    assert!(
+        e.contains("backends[0].proxy_tlvs: needs \"send_proxy\": \"v2\""),
+        "{e}"
+    );
+    let e = errors(&MINIMAL.replace(
+        r#""backend": "webfarm""#,
+        r#""backend": "webfarm", "proxy_trusted": ["10.0.0.0/8"]"#,
+    ));
+    assert!(
+        e.contains("proxy_trusted: needs \"accept_proxy\": true"),
+        "{e}"
+    );
 }

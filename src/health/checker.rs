@@ -210,7 +210,7 @@ struct Slot {
 fn slots(targets: Vec<Target>, carried: Vec<Option<bool>>, now: Instant) -> io::Result<Vec<Slot>> {
     let mut out = Vec::with_capacity(targets.len());
     for (i, target) in targets.into_iter().enumerate() {
-        let plan = Plan::new(&target.check, target.addr).map_err(|e| {
+        let plan = Plan::new(&target.check, target.addr, target.send_proxy).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("health check of {}: {e}", target.label),

@@ -9,7 +9,7 @@ mod state;
 
 use std::net::SocketAddr;
 
-use crate::config::{HealthCheck, Server};
+use crate::config::{HealthCheck, SendProxy, Server};
 
 pub use checker::{Checker, PassiveReporter};
 
@@ -21,6 +21,9 @@ pub struct Target {
     /// Where the checks connect.
     pub addr: SocketAddr,
     pub check: HealthCheck,
+    /// The server expects a PROXY header first: checks send one with the LOCAL command
+    /// (v2) or `UNKNOWN` (v1), which says "this is not a client's connection".
+    pub send_proxy: Option<SendProxy>,
 }
 
 impl Target {
@@ -30,6 +33,7 @@ impl Target {
             label: format!("{backend}/{}", server.name),
             addr: check_addr(server, check),
             check: check.clone(),
+            send_proxy: server.send_proxy,
         }
     }
 }

@@ -12,7 +12,8 @@ use regex::bytes::Regex;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::state::{later, CheckResult, Failure, Pass};
-use crate::config::{CheckKind, Expect, HealthCheck};
+use crate::config::{CheckKind, Expect, HealthCheck, SendProxy};
+use crate::proxy;
 
 /// Most bytes read from one answer; a regex that has not matched by then never will.
 pub const MAX_ANSWER: usize = 16 * 1024;
@@ -37,8 +38,12 @@ enum Judge {
 
 impl Plan {
     /// Fails only on a regex that does not compile (the config validation rejects those).
-    pub fn new(check: &HealthCheck, addr: SocketAddr) -> Result<Plan, regex::Error> {
-        let (send, judge) = match &check.kind {
+    pub fn new(
+        check: &HealthCheck,
+        addr: SocketAddr,
+        send_proxy: Option<SendProxy>,
+    ) -> Result<Plan, regex::Error> {
+        let (request, judge) = match &check.kind {
             CheckKind::Tcp => (Vec::new(), Judge::Connect),
             CheckKind::Http {
                 request,
@@ -56,6 +61,13 @@ impl Plan {
                 (send.clone(), judge)
             }
         };
+        let mut send = Vec::new();
+        match send_proxy {
+            Some(SendProxy::V1) => proxy::encode_v1(None, &mut send),
+            Some(SendProxy::V2) => proxy::encode_v2(None, &proxy::Tlvs::default(), &mut send),
+            None => {}
+        }
+        send.extend_from_slice(&request);
         Ok(Plan {
             send,
             judge,
@@ -159,7 +171,7 @@ impl Probe {
                         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return None,
                         Err(e) => return Some(self.fail(connect_failure(e), now)),
                     }
-                    if let Judge::Connect = plan.judge {
+                    if let (Judge::Connect, true) = (&plan.judge, plan.send.is_empty()) {
                         return Some(self.pass(Pass::Connected, now));
                     }
                     self.phase = if plan.send.is_empty() {
@@ -173,7 +185,13 @@ impl Probe {
                         .socket
                         .send_with_flags(&plan.send[written..], libc::MSG_NOSIGNAL)
                     {
-                        Ok(n) if written + n >= plan.send.len() => self.phase = Phase::Receiving,
+                        Ok(n) if written + n >= plan.send.len() => {
+                            // A connect check with a PROXY header passes once it is sent.
+                            if let Judge::Connect = plan.judge {
+                                return Some(self.pass(Pass::Connected, now));
+                            }
+                            self.phase = Phase::Receiving;
+                        }
                         Ok(n) => {
                             self.phase = Phase::Sending {
                                 written: written + n,

@@ -46,6 +46,7 @@ fn target(name: &str, addr: SocketAddr, check: HealthCheck) -> Target {
         label: format!("t/{name}"),
         addr,
         check,
+        send_proxy: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn check_addr_takes_check_addr_then_port() {
         backup: false,
         maxconn: None,
         check_addr: None,
+        send_proxy: None,
     };
     let mut hc = check(CheckKind::Tcp);
     assert_eq!(check_addr(&server, &hc), server.addr);

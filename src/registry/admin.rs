@@ -132,8 +132,8 @@ impl ServerRegistry {
                 bind: f.bind.clone(),
                 backend: c
                     .backends
-                    .get(f.backend)
-                    .map_or_else(String::new, |b| b.name.clone()),
+                    .get(f.backend.unwrap_or(usize::MAX))
+                    .map_or_else(|| "-".to_string(), |b| b.name.clone()),
                 maxconn: f.maxconn,
                 conns: self.frontend_conns[i].clone(),
                 stats: self.frontend_stats[i].clone(),

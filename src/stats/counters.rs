@@ -98,6 +98,10 @@ pub struct FrontendCell {
     pub held: Cell,
     /// Connections closed because no server would take them (`no_server`, `queue_timeout`).
     pub no_server: Cell,
+    /// Connections closed for a bad, missing or late PROXY header.
+    pub proxy_errors: Cell,
+    /// Connections closed because no route named their server name and there is no default.
+    pub no_route: Cell,
 }
 
 /// A frontend's counters; carried across reloads by frontend name.
@@ -123,6 +127,8 @@ impl FrontendStats {
             bytes_out: self.cells.sum(|c| &c.bytes_out),
             held: self.cells.sum(|c| &c.held),
             no_server: self.cells.sum(|c| &c.no_server),
+            proxy_errors: self.cells.sum(|c| &c.proxy_errors),
+            no_route: self.cells.sum(|c| &c.no_route),
             peak: self.peak.load(Ordering::Relaxed),
         }
     }
@@ -135,6 +141,8 @@ pub struct FrontendTotals {
     pub bytes_out: u64,
     pub held: u64,
     pub no_server: u64,
+    pub proxy_errors: u64,
+    pub no_route: u64,
     pub peak: u32,
 }
 

@@ -135,14 +135,15 @@ fn frontends(o: &mut String, r: &Report) {
     o.push_str(
         "<tr><th>Frontend</th><th class=\"l\">Bind</th><th class=\"l\">Backend</th><th>Cur</th><th>Max</th>\
          <th>Limit</th><th>Total</th><th>Rate/s</th><th>Bytes in</th><th>Bytes out</th>\
-         <th>Waited maxconn</th><th>No server</th></tr>\n",
+         <th>Waited maxconn</th><th>No server</th><th>PROXY errors</th>\
+         <th>No route</th></tr>\n",
     );
     for f in &r.frontends {
         let _ = writeln!(
             o,
             "<tr data-frontend=\"{}\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&f.name),
             esc(&f.name),
             esc(&f.bind.join(" ")),
@@ -156,6 +157,8 @@ fn frontends(o: &mut String, r: &Report) {
             bytes(f.bytes_out),
             f.held,
             f.no_server,
+            f.proxy_errors,
+            f.no_route,
         );
     }
     o.push_str("</table></div>\n");

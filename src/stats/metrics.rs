@@ -194,6 +194,22 @@ impl Collector for ReportCollector {
             MetricType::Counter,
             per_frontend(|f| Value::Counter(f.no_server)),
         )?;
+        family(
+            &mut enc,
+            "ringlb_frontend_proxy_errors",
+            "Connections closed for a malformed, missing or late PROXY protocol header",
+            None,
+            MetricType::Counter,
+            per_frontend(|f| Value::Counter(f.proxy_errors)),
+        )?;
+        family(
+            &mut enc,
+            "ringlb_frontend_no_route",
+            "Connections closed because no route matched their TLS server name",
+            None,
+            MetricType::Counter,
+            per_frontend(|f| Value::Counter(f.no_route)),
+        )?;
 
         let be = |name: &str| vec![("backend", name.to_string())];
         family(

@@ -78,6 +78,10 @@ pub struct FrontendRow {
     pub held: u64,
     /// Connections closed because no server would take them.
     pub no_server: u64,
+    /// Connections closed for a bad, missing or late PROXY header.
+    pub proxy_errors: u64,
+    /// Connections closed for want of a route for their TLS server name.
+    pub no_route: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -204,6 +208,8 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
                 bytes_out: t.bytes_out,
                 held: t.held,
                 no_server: t.no_server,
+                proxy_errors: t.proxy_errors,
+                no_route: t.no_route,
             }
         })
         .collect();

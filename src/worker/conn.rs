@@ -3,6 +3,7 @@
 //! through a pooled pipe on readiness from io_uring), half-close, resets, idle timeouts,
 //! and the log line written when it ends.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use crate::config::{Forward, NoServer};
 use crate::stats::{self, ServerCell};
 use crate::sys::{self, Spliced};
 use crate::table::{BackendTable, FrontendTable, Tables};
+
+mod inspect;
+use inspect::Inspecting;
 
 /// Direction indices: bytes from the client to the server, and back.
 const UP: usize = 0;
@@ -49,6 +53,12 @@ pub enum End {
     /// Its server was removed by a reload and `drain_timeout` passed.
     Drained,
     Shutdown,
+    /// `accept_proxy`: the client's PROXY header was malformed or missing.
+    BadProxy,
+    /// `accept_proxy`: the header was not complete within `inspect_timeout`.
+    ProxyTimeout,
+    /// No route for the client's server name and no default backend.
+    NoRoute,
 }
 
 impl End {
@@ -64,6 +74,9 @@ impl End {
             End::QueueTimeout => "queue_timeout",
             End::Drained => "drained",
             End::Shutdown => "shutdown",
+            End::BadProxy => "bad_proxy",
+            End::ProxyTimeout => "proxy_timeout",
+            End::NoRoute => "no_route",
         }
     }
 
@@ -75,6 +88,8 @@ impl End {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Reading the client's PROXY header or ClientHello before choosing a backend.
+    Inspecting,
     /// Every usable server is at its `maxconn`: waiting in the worker's queue.
     Queued,
     Connecting,
@@ -158,6 +173,29 @@ pub struct Conn {
     /// and the box keeps their addresses stable until then.
     target: SockAddr,
     connect_timeout: Timespec,
+    /// While inspecting; `None` once the backend is chosen.
+    inspect: Option<Inspecting>,
+    /// The backend is chosen (always, on frontends without routes).
+    routed: bool,
+    /// Client bytes read while inspecting (after any PROXY header): the server gets them first.
+    pre: Vec<u8>,
+    /// The server's first write (PROXY header and client bytes) and how much of it went out.
+    out: Vec<u8>,
+    out_sent: usize,
+    /// The client sent FIN before its first bytes went to the server.
+    client_eof: bool,
+    /// The peer that sent a PROXY header naming another client (which `peer` then holds).
+    via: Option<SocketAddr>,
+    /// The destination a PROXY header named.
+    orig_dst: Option<SocketAddr>,
+    /// The server name of the client's ClientHello.
+    sni: Option<Box<str>>,
+    /// Why inspection refused the client.
+    reason: Option<Box<str>>,
+    /// The unique id sent in a PROXY v2 header.
+    id: Option<Box<str>>,
+    /// This worker's connection number.
+    seq: u64,
 }
 
 impl Conn {
@@ -225,8 +263,11 @@ impl Worker {
         };
         let f = &tables.frontends[frontend];
         let forward = f.forward;
-        let backend = f.backend;
-        let peer = if f.log || tables.backends[backend].hashes_source {
+        let inspects = f.inspect.is_some();
+        // Without routes `backend` is always set; with them it is only a placeholder until
+        // the ClientHello has been read.
+        let backend = f.backend.unwrap_or(0);
+        let peer = if f.log || inspects || tables.backends[backend].hashes_source {
             sys::peer_addr(fd)
         } else {
             None
@@ -256,9 +297,25 @@ impl Worker {
             peer,
             target: SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))),
             connect_timeout: Timespec::new(),
+            inspect: None,
+            routed: !inspects,
+            pre: Vec::new(),
+            out: Vec::new(),
+            out_sent: 0,
+            client_eof: false,
+            via: None,
+            orig_dst: None,
+            sni: None,
+            reason: None,
+            id: None,
+            seq: self.seq,
         });
+        self.seq += 1;
         self.live += 1;
-        self.connect_next(slot, &mut conn);
+        if !self.start_inspection(slot, &mut conn) {
+            conn.routed = true;
+            self.connect_next(slot, &mut conn);
+        }
         self.put_back(slot, conn);
     }
 
@@ -357,6 +414,8 @@ impl Worker {
             match token.op {
                 Op::Connect => self.on_connect(slot, &mut conn, res),
                 Op::ConnectTimeout => {}
+                Op::InspectRecv => self.on_inspect_recv(slot, &mut conn, res),
+                Op::Preface => self.on_preface_sent(slot, &mut conn, res),
                 Op::Recv => self.on_recv(slot, &mut conn, d, res, flags),
                 Op::Send => self.on_send(slot, &mut conn, d, res),
                 Op::PollIn | Op::PollOut => {
@@ -391,8 +450,10 @@ impl Worker {
         }
         conn.phase = Phase::Forwarding;
         conn.active_ms = self.now_ms;
-        self.start_dir(slot, conn, UP);
-        self.start_dir(slot, conn, DOWN);
+        if !self.send_preface(slot, conn) {
+            self.start_dir(slot, conn, UP);
+            self.start_dir(slot, conn, DOWN);
+        }
     }
 
     /// Waits for bytes from the direction's source: a recv into the buffer ring (copy) or
@@ -709,27 +770,47 @@ impl Worker {
 
     fn log_conn(&mut self, conn: &Conn) {
         let backend = &conn.tables.backends[conn.backend];
+        let backend_name = if conn.routed {
+            backend.name.as_str()
+        } else {
+            "-"
+        };
         let server = match (conn.server_idx, conn.connect_ms) {
             (Some(i), Some(_)) => backend.servers[i].name.as_str(),
             _ => "-",
         };
+        let f = &conn.tables.frontends[conn.frontend];
+        let mut extra = String::new();
+        if let Some(via) = conn.via {
+            let _ = write!(extra, " via={via}");
+        }
+        if f.inspect.as_ref().is_some_and(|t| t.routes_tls()) {
+            let _ = write!(extra, " sni={}", conn.sni.as_deref().unwrap_or("-"));
+        }
+        if let Some(id) = &conn.id {
+            let _ = write!(extra, " id={id}");
+        }
         let client = conn.peer.map_or_else(|| "-".to_string(), |p| p.to_string());
         let connect = conn
             .connect_ms
             .map_or_else(|| "-".to_string(), |ms| format!("{ms:.3}"));
         let id = self.id;
         self.log_line(format_args!(
-            "conn worker={} client={} frontend={} server={}/{} connect_ms={} duration_ms={:.3} bytes_in={} bytes_out={} end={}",
+            "conn worker={} client={} frontend={} server={}/{} connect_ms={} duration_ms={:.3} bytes_in={} bytes_out={} end={}{}{}",
             id,
             client,
-            conn.tables.frontends[conn.frontend].name,
-            backend.name,
+            f.name,
+            backend_name,
             server,
             connect,
             conn.accepted.elapsed().as_secs_f64() * 1000.0,
             conn.dirs[UP].bytes,
             conn.dirs[DOWN].bytes,
             conn.end.unwrap_or(End::Shutdown).as_str(),
+            extra,
+            conn.reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(" reason={r:?}")),
         ));
     }
 
@@ -740,6 +821,13 @@ impl Worker {
             let Some(conn) = self.slots[slot as usize].conn.as_ref() else {
                 continue;
             };
+            if conn.phase == Phase::Inspecting {
+                if let Some(mut conn) = self.slots[slot as usize].conn.take() {
+                    self.expire_inspection(slot, &mut conn);
+                    self.put_back(slot, conn);
+                }
+                continue;
+            }
             if conn.phase != Phase::Forwarding {
                 continue;
             }

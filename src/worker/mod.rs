@@ -177,6 +177,10 @@ pub struct Worker {
     stopping: bool,
     /// Coarse clock, milliseconds since `shared.epoch`, read once per loop turn.
     now_ms: u64,
+    /// Connections accepted so far, for unique ids.
+    seq: u64,
+    /// Start time (Unix seconds), the first part of unique ids.
+    started_unix: u64,
     log: String,
     cqes: Vec<(u64, i32, u32)>,
     workers: usize,
@@ -214,6 +218,10 @@ impl Worker {
             tick_ts: Timespec::from(TICK),
             stopping: false,
             now_ms: 0,
+            seq: 0,
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             log: String::with_capacity(LOG_FLUSH_BYTES * 2),
             cqes: Vec::with_capacity(1024),
             workers: spec.workers,

@@ -21,6 +21,10 @@ pub enum Op {
     Send,
     PollIn,
     PollOut,
+    /// A read of the client's first bytes (PROXY header, ClientHello) before routing.
+    InspectRecv,
+    /// The first write to the server: a PROXY header and the bytes read while inspecting.
+    Preface,
 }
 
 impl Op {
@@ -38,6 +42,8 @@ impl Op {
             Send,
             PollIn,
             PollOut,
+            InspectRecv,
+            Preface,
         ]
         .into_iter()
         .find(|op| *op as u8 == v)
