@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Helpers for bench/run.
 
-  report.py check HOST PORT PATH SIZE SHA256 [PATH SIZE SHA256 ...]
-      fetch each PATH over a new connection; exit 1 unless status 200 and the body is byte-exact
+  report.py check [--tls SNI] HOST PORT PATH SIZE SHA256 [PATH SIZE SHA256 ...]
+      fetch each PATH over a new connection (with --tls: HTTPS to HOST with SNI as the server
+      name, certificate not verified); exit 1 unless status 200 and the body is byte-exact
+  report.py refused HOST PORT SNI
+      exit 0 if a TLS handshake to HOST:PORT with server name SNI fails (the balancer closed it)
   report.py report META_TSV RAW_TSV
-      print the markdown report (medians over rounds, ratios to HAProxy)
+      print the markdown report (medians over rounds, ratios to HAProxy, cost of PROXY and SNI)
 """
 
 import csv
 import hashlib
 import http.client
+import socket
+import ssl
 import statistics
 import sys
 
@@ -17,39 +22,94 @@ LOADS = {
     "keepalive": "612 B page, keep-alive",
     "close": "612 B page, `Connection: close`",
     "bulk": "100 MiB downloads",
+    "tlsclose": "612 B page over HTTPS, `Connection: close` (a full TLS handshake per request)",
 }
-ORDER = ["haproxy", "nginx", "ringlb-splice", "ringlb-copy", "ringlb-auto"]
+ORDER = ["haproxy", "haproxy-proxy", "nginx", "ringlb-splice", "ringlb-copy", "ringlb-auto",
+         "ringlb-proxy", "ringlb-sni"]
 LABEL = {
     "haproxy": "HAProxy (mode tcp, splice-auto)",
+    "haproxy-proxy": "HAProxy + send-proxy-v2",
     "nginx": "nginx stream",
     "ringlb-splice": "ringlb forward=splice",
     "ringlb-copy": "ringlb forward=copy",
     "ringlb-auto": "ringlb forward=auto",
+    "ringlb-proxy": "ringlb auto + send_proxy v2",
+    "ringlb-sni": "ringlb auto + SNI routes",
 }
+# The forward modes compared with each other (ringlb-proxy and ringlb-sni are auto plus a feature).
+MODES = ["ringlb-splice", "ringlb-copy", "ringlb-auto"]
+# (measured, baseline): the cost of a feature is measured ÷ baseline, on every load both ran
+# (ringlb-sni runs only tlsclose); the connection loads, which the budget is about, first.
+COSTS = [("ringlb-proxy", "ringlb-auto"), ("haproxy-proxy", "haproxy"), ("ringlb-sni", "ringlb-auto")]
+COST_LOADS = ["close", "tlsclose", "keepalive", "bulk"]
+BUDGET = 0.95  # "cost no more than 5% of connection rate"
 ERRS = ["err_connect", "err_read", "err_write", "err_status", "err_timeout"]
 
 
+class SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to an address with a given server name (SNI), like curl --resolve NAME:PORT:HOST -k."""
+
+    def __init__(self, host, port, sni, timeout):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        super().__init__(host, port, timeout=timeout, context=ctx)
+        self.sni = sni
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.sni)
+
+
 def check(args):
+    sni = None
+    if args[:1] == ["--tls"]:
+        sni, args = args[1], args[2:]
     host, port, rest = args[0], int(args[1]), args[2:]
     if len(rest) % 3:
         sys.exit("check: PATH SIZE SHA256 triples expected")
+    scheme = "https" if sni else "http"
     for i in range(0, len(rest), 3):
         path, size, want = rest[i], int(rest[i + 1]), rest[i + 2]
-        conn = http.client.HTTPConnection(host, port, timeout=10)
+        if sni:
+            conn = SNIConnection(host, port, sni, timeout=10)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
         try:
             conn.request("GET", path, headers={"Connection": "close"})
             resp = conn.getresponse()
             body = resp.read()
-        except OSError as e:
-            sys.exit(f"check {host}:{port}{path}: {e}")
+        except (OSError, http.client.HTTPException) as e:
+            sys.exit(f"check {scheme}://{host}:{port}{path}{f' (SNI {sni})' if sni else ''}: {e!r}")
         finally:
             conn.close()
         got = hashlib.sha256(body).hexdigest()
         if resp.status != 200 or len(body) != size or got != want:
             sys.exit(
-                f"check {host}:{port}{path}: status {resp.status}, {len(body)} bytes "
+                f"check {scheme}://{host}:{port}{path}: status {resp.status}, {len(body)} bytes "
                 f"(want 200, {size} bytes), sha256 {'ok' if got == want else 'differs'}"
             )
+
+
+def refused(args):
+    host, port, sni = args[0], int(args[1]), args[2]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        sock = socket.create_connection((host, port), timeout=10)
+    except OSError as e:
+        sys.exit(f"refused {host}:{port}: cannot connect: {e!r}")
+    try:
+        with ctx.wrap_socket(sock, server_hostname=sni):
+            pass
+    except (ssl.SSLError, ConnectionError):
+        return  # closed during the handshake: no route for that name
+    except OSError as e:
+        sys.exit(f"refused {host}:{port} (SNI {sni}): {e!r}, not a closed handshake")
+    finally:
+        sock.close()
+    sys.exit(f"refused {host}:{port}: a TLS handshake with SNI {sni} succeeded; it should have no route")
 
 
 def num(x):
@@ -102,6 +162,17 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def fmt_range(values, spec):
+    """median (min–max) of the rounds."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    m = format(statistics.median(values), spec)
+    if len(values) < 2:
+        return m
+    return f"{m} ({format(min(values), spec)}–{format(max(values), spec)})"
+
+
 def report(meta_path, raw_path):
     meta, notes = {}, []
     with open(meta_path, encoding="utf-8") as f:
@@ -130,6 +201,11 @@ def report(meta_path, raw_path):
     threads = sorted({int(r["threads"]) for r in rows})
     loads = [l for l in LOADS if any(r["load"] == l for r in rows)]
     bals = [b for b in ORDER if any(r["balancer"] == b for r in rows)]
+    # rate of each run, by (T, load, balancer) -> {round: rate}, to pair rounds in the cost table
+    by_round = {}
+    for r in rows:
+        rate = r["gbps"] if r["load"] == "bulk" else r["rps"]
+        by_round.setdefault((int(r["threads"]), r["load"], r["balancer"]), {})[r["round"]] = rate
 
     cell = {}
     for t in threads:
@@ -173,6 +249,11 @@ def report(meta_path, raw_path):
     backends = ", ".join(f"{h}:{p}" for h, p in zip(hosts, ports))
     if meta.get("web_netns"):
         backends += f" (netns {', '.join(meta['web_netns'].split())})"
+    if meta.get("web_proxy_ports"):
+        backends += f", `listen ... proxy_protocol` on ports {', '.join(meta['web_proxy_ports'].split())}"
+    if meta.get("web_tls_ports"):
+        backends += (f", `listen ... ssl` (ECDSA P-256, no session cache or tickets) on ports "
+                     f"{', '.join(meta['web_tls_ports'].split())}")
     w(
         f"- {meta['rounds']} round(s) of {meta['duration']} s per balancer and load, balancers run "
         f"alternately (the first one rotates each round); every number is the median over the "
@@ -216,7 +297,7 @@ def report(meta_path, raw_path):
                     f"{fmt(rr, '.2f')} | {fmt(cr, '.2f')} | {errs} |"
                 )
 
-    modes = [b for b in bals if b.startswith("ringlb-")]
+    modes = [b for b in bals if b in MODES]
     table = []
     wins = {m: [0, 0] for m in modes}
     for l in loads:
@@ -248,6 +329,53 @@ def report(meta_path, raw_path):
         w("Rows won, ties included (fastest / least CPU): "
           + ", ".join(f"{m[7:]} {a}/{b}" for m, (a, b) in wins.items()) + ".")
 
+    cost_rows = []
+    for t in threads:
+        for l in COST_LOADS:
+            for feat, base in COSTS:
+                a, b = by_round.get((t, l, feat)), by_round.get((t, l, base))
+                if not a or not b:
+                    continue
+                unit = ".3g" if l == "bulk" else ",.0f"
+                # each round's ratio: both ran in that round, minutes apart at most
+                pairs = [a[k] / b[k] for k in a if a[k] is not None and b.get(k)]
+                ca, cb = cell[t, l, feat], cell[t, l, base]
+                rr = ratio(ca["rate"], cb["rate"])
+                if rr is None or not pairs:
+                    verdict = "n/a"
+                elif min(pairs) >= BUDGET:
+                    verdict = "yes"
+                elif max(pairs) < BUDGET:
+                    verdict = "**no**"
+                else:
+                    verdict = "within noise"
+                if verdict in ("yes", "**no**") and len(pairs) == 1:
+                    verdict += " (1 round: noise unknown)"
+                if ca["failed"] or cb["failed"]:
+                    verdict += f" ({ca['failed'] + cb['failed']} failed runs left out)"
+                rng = f" ({min(pairs):.3f}–{max(pairs):.3f})" if len(pairs) > 1 else ""
+                cost_rows.append(
+                    f"| {t} | {l} | {feat} ÷ {base} | {fmt_range(a.values(), unit)} | "
+                    f"{fmt_range(b.values(), unit)} | {fmt(rr, '.3f')}{rng} | {verdict} | "
+                    f"{fmt(ratio(ca['cpu'], cb['cpu']), '.2f')} |"
+                )
+    if cost_rows:
+        w("")
+        w("### cost of PROXY and SNI")
+        w("")
+        w("The feature's rate ÷ the same balancer without it, at the same T: median (min–max over the "
+          "rounds) of each, the ratio of the medians and, in brackets, the range of the per-round "
+          "ratios (both ran in the same round). The budget is a cost of at most 5% "
+          f"(ratio ≥ {BUDGET}) on the `close` row (`tlsclose` for SNI, which needs TLS): "
+          "\"yes\" when every round's ratio is ≥ 0.95, \"no\" when none is, \"within noise\" "
+          "otherwise (run more rounds). Rate is req/s (GB/s for bulk); the last column is CPU per "
+          "request (per GB for bulk) ÷ the baseline's.")
+        w("")
+        w("| T | load | compared | rate | baseline rate | ratio (per round) | cost ≤ 5%? | CPU ratio |")
+        w("|--:|---|---|--:|--:|--:|---|--:|")
+        for line in cost_rows:
+            w(line)
+
     w("")
     w("<details><summary>every run</summary>")
     w("")
@@ -269,6 +397,8 @@ def report(meta_path, raw_path):
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "check":
         check(sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "refused":
+        refused(sys.argv[2:])
     elif len(sys.argv) == 4 and sys.argv[1] == "report":
         report(sys.argv[2], sys.argv[3])
     else:
