@@ -1,0 +1,17 @@
+//! Fuzzes the PROXY header parser on v1 text: inputs are prefixed with "PROXY " so the
+//! fuzzer spends its time past the signature.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../../src/proxy/mod.rs"]
+mod proxy;
+
+mod check;
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = b"PROXY ".to_vec();
+    input.extend_from_slice(data);
+    check::parse_invariants(&input);
+});
