@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
