@@ -452,9 +452,12 @@ fn client_reset_reaches_server() {
         let mut client = connect(frontend(port));
         let local = client.local_addr().unwrap();
         client.write_all(b"marker").unwrap();
-        let got = got_rx
-            .recv_timeout(IO_TIMEOUT)
-            .expect("backend never got the client's bytes");
+        let got = got_rx.recv_timeout(IO_TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "{mode}: backend never got the client's bytes ({e}); log:\n{}",
+                lb.log()
+            )
+        });
         assert_eq!(got, b"marker", "{mode}");
         reset(client);
 
