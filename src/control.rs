@@ -222,9 +222,9 @@ impl Control {
         let mut per_worker: Vec<Vec<ListenerSpec>> =
             self.workers.iter().map(|_| Vec::new()).collect();
         for &addr in &added {
-            for specs in per_worker.iter_mut() {
-                let fd = listener::reuseport_listener(addr)
-                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let fds = listener::reuseport_group(addr, per_worker.len())
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            for (specs, fd) in per_worker.iter_mut().zip(fds) {
                 specs.push(ListenerSpec { fd, addr });
             }
         }

@@ -11,16 +11,42 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Accept queue length; the kernel caps it at net.core.somaxconn.
 const BACKLOG: i32 = 4096;
 
-pub fn reuseport_listener(addr: SocketAddr) -> io::Result<OwnedFd> {
+/// One listening socket per worker for `addr`, all in one SO_REUSEPORT group.
+///
+/// SO_REUSEPORT would also let this group join one that another process (a second ringlb
+/// started by mistake) already has on `addr`, and the two would silently share its
+/// connections. A probe bound first without SO_REUSEPORT fails on any listener there, so
+/// that case is an error, as a plain bind would be.
+pub fn reuseport_group(addr: SocketAddr, workers: usize) -> io::Result<Vec<OwnedFd>> {
+    let probe = socket_for(addr)?;
+    probe.bind(&addr.into()).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            io::Error::new(e.kind(), "another process is already listening there")
+        } else {
+            e
+        }
+    })?;
+    drop(probe);
+    (0..workers).map(|_| reuseport_listener(addr)).collect()
+}
+
+/// A TCP socket for `addr` with SO_REUSEADDR (TIME_WAIT leftovers do not block a bind) and
+/// IP_FREEBIND.
+fn socket_for(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
     if addr.is_ipv4() {
         socket.set_freebind_v4(true)?;
     } else {
         socket.set_only_v6(true)?;
         socket.set_freebind_v6(true)?;
     }
+    Ok(socket)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let socket = socket_for(addr)?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;

@@ -145,9 +145,9 @@ fn run(
     let mut per_worker: Vec<Vec<ListenerSpec>> = (0..workers).map(|_| Vec::new()).collect();
     for f in &config.frontends {
         for addr in &f.bind {
-            for specs in per_worker.iter_mut() {
-                let fd = listener::reuseport_listener(*addr)
-                    .map_err(|e| format!("cannot listen on {addr} (frontend {}): {e}", f.name))?;
+            let fds = listener::reuseport_group(*addr, workers)
+                .map_err(|e| format!("cannot listen on {addr} (frontend {}): {e}", f.name))?;
+            for (specs, fd) in per_worker.iter_mut().zip(fds) {
                 specs.push(ListenerSpec { fd, addr: *addr });
             }
         }

@@ -89,3 +89,46 @@ fn workers_flag_overrides_config() {
         "--workers 1 over \"workers\": 3"
     );
 }
+
+/// A second ringlb on an address the first one listens on fails to start, instead of
+/// joining the first one's SO_REUSEPORT group and taking a share of its connections.
+#[test]
+fn second_instance_on_the_same_address_is_refused() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let cfg = config(2, port, "", "", &servers(&[echo.addr()]));
+    let first = Ringlb::start(&cfg);
+    let path = first.config_path().to_path_buf();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("-c")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second ringlb");
+    let status = wait_for(LOG_TIMEOUT, || second.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = second.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the second instance started ({status:?}):\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (frontend fe): another process is already listening there"
+        )),
+        "{stderr}"
+    );
+    // The first one still has every connection.
+    for _ in 0..20 {
+        let local = echo_through(frontend(port), b"still here");
+        assert_eq!(first.conn_line(local).field("server"), "be/s1");
+    }
+}
