@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -17,18 +18,42 @@ const BACKLOG: i32 = 4096;
 /// started by mistake) already has on `addr`, and the two would silently share its
 /// connections. A probe bound first without SO_REUSEPORT fails on any listener there, so
 /// that case is an error, as a plain bind would be.
+///
+/// The listeners of a ringlb that just exited can outlive it briefly: its io_uring is torn
+/// down after the exit, and a pending accept holds its socket until then. So a busy
+/// address is retried for up to `PROBE_WAIT` (a restart right after a crash or a stop)
+/// before giving up.
 pub fn reuseport_group(addr: SocketAddr, workers: usize) -> io::Result<Vec<OwnedFd>> {
-    let probe = socket_for(addr)?;
-    probe.bind(&addr.into()).map_err(|e| {
-        if e.kind() == io::ErrorKind::AddrInUse {
-            io::Error::new(e.kind(), "another process is already listening there")
-        } else {
-            e
+    let deadline = Instant::now() + PROBE_WAIT;
+    let mut waited = false;
+    loop {
+        let probe = socket_for(addr)?;
+        match probe.bind(&addr.into()) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                if !waited {
+                    waited = true;
+                    eprintln!(
+                        "ringlb: {addr} is busy; waiting up to {}s for it to be released",
+                        PROBE_WAIT.as_secs()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        "another process is already listening there",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
         }
-    })?;
-    drop(probe);
+    }
     (0..workers).map(|_| reuseport_listener(addr)).collect()
 }
+
+/// How long a busy address may take to become free.
+const PROBE_WAIT: Duration = Duration::from_secs(3);
 
 /// A TCP socket for `addr` with SO_REUSEADDR (TIME_WAIT leftovers do not block a bind) and
 /// IP_FREEBIND.

@@ -107,7 +107,7 @@ fn second_instance_on_the_same_address_is_refused() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run a second ringlb");
-    let status = wait_for(LOG_TIMEOUT, || second.try_wait().ok().flatten());
+    let status = wait_for(IO_TIMEOUT, || second.try_wait().ok().flatten());
     if status.is_none() {
         let _ = second.kill();
         let _ = second.wait();
