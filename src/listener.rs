@@ -29,7 +29,14 @@ pub fn reuseport_group(addr: SocketAddr, workers: usize) -> io::Result<Vec<Owned
     loop {
         let probe = socket_for(addr)?;
         match probe.bind(&addr.into()) {
-            Ok(()) => break,
+            Ok(()) => {
+                if waited {
+                    let ms = (PROBE_WAIT - deadline.saturating_duration_since(Instant::now()))
+                        .as_millis();
+                    eprintln!("ringlb: {addr} was released after {ms} ms");
+                }
+                break;
+            }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                 if !waited {
                     waited = true;
