@@ -177,11 +177,11 @@ pub struct Conn {
     inspect: Option<Inspecting>,
     /// The backend is chosen (always, on frontends without routes).
     routed: bool,
-    /// Client bytes read while inspecting (after any PROXY header): the server gets them first.
+    /// What the server gets before anything else: while inspecting, the client's first
+    /// bytes (after any PROXY header it sent); once connected, our PROXY header in front.
     pre: Vec<u8>,
-    /// The server's first write (PROXY header and client bytes) and how much of it went out.
-    out: Vec<u8>,
-    out_sent: usize,
+    /// How much of `pre` went out.
+    pre_sent: usize,
     /// The client sent FIN before its first bytes went to the server.
     client_eof: bool,
     /// The peer that sent a PROXY header naming another client (which `peer` then holds).
@@ -300,8 +300,7 @@ impl Worker {
             inspect: None,
             routed: !inspects,
             pre: Vec::new(),
-            out: Vec::new(),
-            out_sent: 0,
+            pre_sent: 0,
             client_eof: false,
             via: None,
             orig_dst: None,

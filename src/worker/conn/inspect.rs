@@ -99,13 +99,13 @@ impl Worker {
         let Some(mut state) = conn.inspect else {
             return;
         };
-        let full = conn.pre.len() == conn.pre.capacity();
+        let full = |pre: &Vec<u8>| pre.len() == pre.capacity();
         if state.proxy {
             match proxy::parse(&conn.pre) {
                 Ok(None) if state.expired => {
                     return self.reject(slot, conn, End::ProxyTimeout, None);
                 }
-                Ok(None) if full => {
+                Ok(None) if full(&conn.pre) => {
                     return self.reject(slot, conn, End::BadProxy, Some("header too long".into()));
                 }
                 Ok(None) => return self.inspect_recv(slot, conn),
@@ -122,10 +122,9 @@ impl Worker {
             }
         }
         if state.hello {
-            let full = conn.pre.len() == conn.pre.capacity();
             match tls::parse_client_hello(&conn.pre) {
                 Ok(Hello::Complete { sni }) => conn.sni = sni.map(String::into_boxed_str),
-                Ok(Hello::Incomplete) if !state.expired && !full => {
+                Ok(Hello::Incomplete) if !state.expired && !full(&conn.pre) => {
                     conn.inspect = Some(state);
                     return self.inspect_recv(slot, conn);
                 }
@@ -152,7 +151,7 @@ impl Worker {
         if conn.peer.is_none() && conn.tables.backends[backend].hashes_source {
             conn.peer = sys::peer_addr(conn.client);
         }
-        conn.phase = super::Phase::Connecting;
+        conn.phase = Phase::Connecting;
         self.connect_next(slot, conn);
     }
 
@@ -164,10 +163,6 @@ impl Worker {
         match end {
             End::NoRoute => cell.no_route.add(1),
             _ => cell.proxy_errors.add(1),
-        }
-        if let Some(state) = conn.inspect.as_mut() {
-            state.proxy = false;
-            state.hello = false;
         }
         self.begin_close(slot, conn);
     }
@@ -200,17 +195,16 @@ impl Worker {
         if version.is_none() && conn.pre.is_empty() {
             return false;
         }
-        let pre = std::mem::take(&mut conn.pre);
-        let mut out = Vec::new();
-        if let Some(version) = version {
-            self.proxy_header(conn, version, &mut out);
-        }
+        let mut pre = std::mem::take(&mut conn.pre);
         let from_client = if pre.is_empty() {
+            if let Some(version) = version {
+                self.proxy_header(conn, version, &mut pre);
+            }
             // Whatever the client has sent already goes out in the same write as the
             // header: no extra round trip for the usual request-first protocols.
-            out.reserve_exact(EARLY_READ);
-            let before = out.len();
-            match sys::recv_queued(conn.client, &mut out) {
+            pre.reserve_exact(EARLY_READ);
+            let before = pre.len();
+            match sys::recv_queued(conn.client, &mut pre) {
                 Ok(0) => conn.client_eof = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -219,25 +213,30 @@ impl Worker {
                     return true;
                 }
             }
-            out.len() - before
+            pre.len() - before
         } else {
-            out.extend_from_slice(&pre);
-            pre.len()
+            let n = pre.len();
+            if let Some(version) = version {
+                let mut header = Vec::new();
+                self.proxy_header(conn, version, &mut header);
+                pre.splice(0..0, header);
+            }
+            n
         };
         if from_client > 0 {
             conn.dirs[UP].bytes += from_client as u64;
             self.count_bytes(conn, UP, from_client as u64);
         }
-        conn.out = out;
-        conn.out_sent = 0;
+        conn.pre = pre;
+        conn.pre_sent = 0;
         conn.dirs[UP].state = DirState::Send;
-        self.send_out(slot, conn);
+        self.send_pre(slot, conn);
         self.start_dir(slot, conn, DOWN);
         true
     }
 
-    fn send_out(&mut self, slot: u32, conn: &mut Conn) {
-        let rest = &conn.out[conn.out_sent..];
+    fn send_pre(&mut self, slot: u32, conn: &mut Conn) {
+        let rest = &conn.pre[conn.pre_sent..];
         let entry = opcode::Send::new(Fd(conn.server), rest.as_ptr(), rest.len() as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -252,12 +251,12 @@ impl Worker {
             return;
         }
         conn.active_ms = self.now_ms;
-        conn.out_sent += res as usize;
-        if conn.out_sent < conn.out.len() {
-            self.send_out(slot, conn);
+        conn.pre_sent += res as usize;
+        if conn.pre_sent < conn.pre.len() {
+            self.send_pre(slot, conn);
             return;
         }
-        conn.out = Vec::new();
+        conn.pre = Vec::new();
         if conn.client_eof {
             self.eof(slot, conn, UP);
         } else {
