@@ -9,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::report::Report;
+use super::report::{FrontendRow, Report};
 use hdrhistogram::Histogram;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -131,85 +131,81 @@ impl Collector for ReportCollector {
             )?;
         }
 
-        let fe = |name: &str| vec![("frontend", name.to_string())];
-        let per_frontend = |f: fn(&super::report::FrontendRow) -> Value| {
-            r.frontends
+        // One family per frontend figure, a sample per frontend.
+        type Figure = fn(&FrontendRow) -> Value;
+        let frontend_families: [(&str, &str, Option<Unit>, MetricType, Figure); 9] = [
+            (
+                "ringlb_frontend_current_connections",
+                "Connections open now",
+                None,
+                MetricType::Gauge,
+                |f| Value::Gauge(f64::from(f.conns)),
+            ),
+            (
+                "ringlb_frontend_max_connections",
+                "Most connections open at once",
+                None,
+                MetricType::Gauge,
+                |f| Value::Gauge(f64::from(f.peak)),
+            ),
+            (
+                "ringlb_frontend_connections",
+                "Connections accepted",
+                None,
+                MetricType::Counter,
+                |f| Value::Counter(f.conns_total),
+            ),
+            (
+                "ringlb_frontend_received",
+                "Bytes received from clients",
+                Some(Unit::Bytes),
+                MetricType::Counter,
+                |f| Value::Counter(f.bytes_in),
+            ),
+            (
+                "ringlb_frontend_sent",
+                "Bytes sent to clients",
+                Some(Unit::Bytes),
+                MetricType::Counter,
+                |f| Value::Counter(f.bytes_out),
+            ),
+            (
+                "ringlb_frontend_maxconn_waits",
+                "Connections that waited in the accept queue because a maxconn was reached",
+                None,
+                MetricType::Counter,
+                |f| Value::Counter(f.held),
+            ),
+            (
+                "ringlb_frontend_no_server",
+                "Connections closed because no server would take them",
+                None,
+                MetricType::Counter,
+                |f| Value::Counter(f.no_server),
+            ),
+            (
+                "ringlb_frontend_proxy_errors",
+                "Connections closed for a malformed, missing or late PROXY protocol header",
+                None,
+                MetricType::Counter,
+                |f| Value::Counter(f.proxy_errors),
+            ),
+            (
+                "ringlb_frontend_no_route",
+                "Connections closed because no route matched their TLS server name",
+                None,
+                MetricType::Counter,
+                |f| Value::Counter(f.no_route),
+            ),
+        ];
+        for (name, help, unit, metric_type, figure) in frontend_families {
+            let samples = r
+                .frontends
                 .iter()
-                .map(|x| (fe(&x.name), f(x)))
-                .collect::<Vec<_>>()
-        };
-        family(
-            &mut enc,
-            "ringlb_frontend_current_connections",
-            "Connections open now",
-            None,
-            MetricType::Gauge,
-            per_frontend(|f| Value::Gauge(f64::from(f.conns))),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_max_connections",
-            "Most connections open at once",
-            None,
-            MetricType::Gauge,
-            per_frontend(|f| Value::Gauge(f64::from(f.peak))),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_connections",
-            "Connections accepted",
-            None,
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.conns_total)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_received",
-            "Bytes received from clients",
-            Some(Unit::Bytes),
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.bytes_in)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_sent",
-            "Bytes sent to clients",
-            Some(Unit::Bytes),
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.bytes_out)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_maxconn_waits",
-            "Connections that waited in the accept queue because a maxconn was reached",
-            None,
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.held)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_no_server",
-            "Connections closed because no server would take them",
-            None,
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.no_server)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_proxy_errors",
-            "Connections closed for a malformed, missing or late PROXY protocol header",
-            None,
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.proxy_errors)),
-        )?;
-        family(
-            &mut enc,
-            "ringlb_frontend_no_route",
-            "Connections closed because no route matched their TLS server name",
-            None,
-            MetricType::Counter,
-            per_frontend(|f| Value::Counter(f.no_route)),
-        )?;
+                .map(|f| (vec![("frontend", f.name.clone())], figure(f)))
+                .collect();
+            family(&mut enc, name, help, unit, metric_type, samples)?;
+        }
 
         let be = |name: &str| vec![("backend", name.to_string())];
         family(
