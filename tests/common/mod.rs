@@ -647,21 +647,7 @@ impl Backend {
 
     /// `echo` listening on `bind`.
     pub fn echo_at(bind: &str) -> Backend {
-        Backend::spawn_at(bind, IO_TIMEOUT, |mut s| {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if s.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-            }
-            let _ = s.shutdown(Shutdown::Write);
-        })
+        Backend::spawn_at(bind, IO_TIMEOUT, |mut s| echo_to_eof(&mut s))
     }
 
     /// Reads to EOF, then answers with the 32-byte sha256 of what it read and closes.
@@ -1276,27 +1262,31 @@ pub fn listening_inodes(port: u16) -> Vec<u64> {
     inodes
 }
 
+/// Echoes everything until EOF, then half-closes; gives up on an error.
+fn echo_to_eof(s: &mut TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    let _ = s.shutdown(Shutdown::Write);
+}
+
 impl Backend {
     /// Writes `name` and a newline, then echoes everything until EOF, half-closes and
     /// closes: a stream whose server the client can name and keep talking to.
     pub fn named_echo(name: &'static str) -> Backend {
         Backend::spawn(move |mut s| {
-            if s.write_all(format!("{name}\n").as_bytes()).is_err() {
-                return;
+            if s.write_all(format!("{name}\n").as_bytes()).is_ok() {
+                echo_to_eof(&mut s);
             }
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if s.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-            }
-            let _ = s.shutdown(Shutdown::Write);
         })
     }
 }
