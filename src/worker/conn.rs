@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use io_uring::types::{Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue};
@@ -164,7 +164,7 @@ pub struct Conn {
     inflight: u32,
     accepted: Instant,
     connect_started: Instant,
-    connect_ms: Option<f64>,
+    connect_time: Option<Duration>,
     /// Coarse time of the last byte moved either way, for idle timeouts.
     active_ms: u64,
     end: Option<End>,
@@ -291,7 +291,7 @@ impl Worker {
             inflight: 0,
             accepted: now,
             connect_started: now,
-            connect_ms: None,
+            connect_time: None,
             active_ms: self.now_ms,
             end: None,
             peer,
@@ -443,7 +443,7 @@ impl Worker {
             self.connect_next(slot, conn);
             return;
         }
-        conn.connect_ms = Some(conn.connect_started.elapsed().as_secs_f64() * 1000.0);
+        conn.connect_time = Some(conn.connect_started.elapsed());
         if let Some(stats) = self.server_cell(conn) {
             stats.conns.add(1);
         }
@@ -774,7 +774,7 @@ impl Worker {
         } else {
             "-"
         };
-        let server = match (conn.server_idx, conn.connect_ms) {
+        let server = match (conn.server_idx, conn.connect_time) {
             (Some(i), Some(_)) => backend.servers[i].name.as_str(),
             _ => "-",
         };
@@ -790,9 +790,10 @@ impl Worker {
             let _ = write!(extra, " id={id}");
         }
         let client = conn.peer.map_or_else(|| "-".to_string(), |p| p.to_string());
-        let connect = conn
-            .connect_ms
-            .map_or_else(|| "-".to_string(), |ms| format!("{ms:.3}"));
+        let connect = conn.connect_time.map_or_else(
+            || "-".to_string(),
+            |t| format!("{:.3}", t.as_secs_f64() * 1000.0),
+        );
         let id = self.id;
         self.log_line(format_args!(
             "conn worker={} client={} frontend={} server={}/{} connect_ms={} duration_ms={:.3} bytes_in={} bytes_out={} end={}{}{}",
@@ -1072,14 +1073,11 @@ impl Worker {
     /// A connection ends: its times go into its server's histograms.
     fn count_end(&self, conn: &mut Conn) {
         self.leave_queue(conn);
-        let Some(connect_ms) = conn.connect_ms else {
+        let Some(connect_time) = conn.connect_time else {
             return;
         };
         if let Some(s) = self.server_cell(conn) {
-            s.record(
-                Some(std::time::Duration::from_secs_f64(connect_ms / 1000.0)),
-                conn.accepted.elapsed(),
-            );
+            s.record(Some(connect_time), conn.accepted.elapsed());
         }
     }
 }
