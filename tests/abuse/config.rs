@@ -1,0 +1,1 @@
+//! Abuse: config values that pass JSON parsing but would hurt at run time.

@@ -1,0 +1,1 @@
+//! Abuse: file-descriptor exhaustion and the fd budget.

@@ -1,0 +1,1 @@
+//! Abuse: a log sink that stops reading.

@@ -1,0 +1,1 @@
+//! Abuse: the stats and admin listener under hostile clients.
