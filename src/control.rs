@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,10 +13,12 @@ use crossbeam_channel::{select, Receiver, Sender};
 use nix::sys::signal::Signal;
 
 use crate::config::{self, Config};
+use crate::fault::{self, Helper};
 use crate::health::{self, Checker};
 use crate::listener;
+use crate::logging::{self, event};
 use crate::registry::ServerRegistry;
-use crate::worker::{Command, ListenerSpec, Shared};
+use crate::worker::{Command, ListenerSpec, Shared, WorkerExit};
 
 /// How the control thread reaches one worker.
 pub struct WorkerHandle {
@@ -92,41 +95,62 @@ pub fn spawn_checker(
             reg.publish();
             // Logged once the new state is what workers see, not before.
             for change in changes.iter().filter(|c| c.generation == reg.generation()) {
-                eprintln!("ringlb: {}", change.reason);
+                event!("{}", change.reason);
             }
         }),
     )
     .map_err(|e| format!("health checker: {e}"))
 }
 
+/// Why the control loop stops serving.
+enum Stop {
+    Signal(Signal),
+    WorkerFailed(usize, String),
+    AllExited,
+    SignalsGone,
+}
+
 impl Control {
-    /// Serves signals until SIGTERM/SIGINT, then drains: workers stop accepting, get
-    /// `grace` to finish their connections, then close what is left. A second signal
-    /// exits at once.
-    pub fn run(mut self, signals: &Receiver<Signal>, exits: &Receiver<usize>) {
+    /// Serves signals until SIGTERM/SIGINT or a worker failure, then drains: workers stop
+    /// accepting, get `grace` to finish their connections, then close what is left. A
+    /// second signal exits at once. Exits non-zero when a worker failed, so that the
+    /// service manager restarts ringlb (its VRRP peer has taken over by then).
+    pub fn run(
+        mut self,
+        signals: &Receiver<Signal>,
+        exits: &Receiver<(usize, WorkerExit)>,
+    ) -> ExitCode {
         let mut running = self.workers.len();
-        loop {
-            select! {
-                recv(signals) -> sig => match sig {
-                    Ok(Signal::SIGHUP) => self.reload(),
-                    Ok(sig) => {
-                        eprintln!(
-                            "ringlb: {sig}: stopping; established connections get {:?}",
-                            self.grace()
-                        );
-                        break;
-                    }
-                    Err(_) => return,
-                },
-                recv(exits) -> _ => {
-                    running -= 1;
-                    if running == 0 {
-                        eprintln!("ringlb: every worker exited");
-                        return;
-                    }
-                }
+        // A fault while handling one signal (a reload) is caught and the loop goes on.
+        let stop = loop {
+            if let Some(stop) =
+                fault::catch(Helper::Control, || self.serve(signals, exits, &mut running))
+            {
+                break stop;
             }
-        }
+        };
+        let code = match stop {
+            Stop::Signal(sig) => {
+                event!(
+                    "{sig}: stopping; established connections get {:?}",
+                    self.grace()
+                );
+                ExitCode::SUCCESS
+            }
+            Stop::WorkerFailed(id, why) => {
+                event!(
+                    "worker {id} failed: {why}; stopping (exit status 1) so that ringlb is \
+                     restarted; established connections on the other workers get {:?}",
+                    self.grace()
+                );
+                ExitCode::from(1)
+            }
+            Stop::AllExited => {
+                event!("every worker exited");
+                return ExitCode::from(1);
+            }
+            Stop::SignalsGone => return ExitCode::from(1),
+        };
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.shutdown();
         }
@@ -135,24 +159,56 @@ impl Control {
         let mut aborted = false;
         while running > 0 {
             select! {
-                recv(exits) -> _ => running -= 1,
+                recv(exits) -> exit => {
+                    running -= 1;
+                    if let Ok((id, WorkerExit::Failed(why))) = exit {
+                        event!("worker {id} failed while stopping: {why}");
+                    }
+                },
                 recv(signals) -> sig => {
                     if !matches!(sig, Ok(Signal::SIGHUP)) {
-                        eprintln!("ringlb: second signal: exiting now");
+                        event!("second signal: exiting now");
+                        logging::shutdown(Duration::from_millis(500));
                         std::process::exit(0);
                     }
                 },
                 recv(deadline) -> _ => {
                     if !aborted {
                         aborted = true;
-                        eprintln!("ringlb: grace period over; closing remaining connections");
+                        event!("grace period over; closing remaining connections");
                         self.broadcast(|| Command::Abort);
                     }
                 }
             }
         }
         self.checker.stop();
-        eprintln!("ringlb: stopped");
+        event!("stopped");
+        code
+    }
+
+    fn serve(
+        &mut self,
+        signals: &Receiver<Signal>,
+        exits: &Receiver<(usize, WorkerExit)>,
+        running: &mut usize,
+    ) -> Stop {
+        loop {
+            select! {
+                recv(signals) -> sig => match sig {
+                    Ok(Signal::SIGHUP) => self.reload(),
+                    Ok(sig) => return Stop::Signal(sig),
+                    Err(_) => return Stop::SignalsGone,
+                },
+                recv(exits) -> exit => {
+                    *running -= 1;
+                    match exit {
+                        Ok((id, WorkerExit::Failed(why))) => return Stop::WorkerFailed(id, why),
+                        _ if *running == 0 => return Stop::AllExited,
+                        _ => {}
+                    }
+                }
+            }
+        }
     }
 
     fn grace(&self) -> Duration {
@@ -174,22 +230,20 @@ impl Control {
             Ok(c) => c,
             Err(e) => {
                 self.failed_reloads += 1;
-                eprintln!("{e}");
-                eprintln!("ringlb: reload #{n} failed: configuration invalid; still serving the previous one");
+                logging::raw(format!("{e}\n"));
+                event!("reload #{n} failed: configuration invalid; still serving the previous one");
                 self.record_reload(false, format!("configuration invalid: {e}"));
                 return;
             }
         };
         match self.apply(new) {
             Ok(summary) => {
-                eprintln!("ringlb: reload #{n} ok: {summary}");
+                event!("reload #{n} ok: {summary}");
                 self.record_reload(true, summary);
             }
             Err(e) => {
                 self.failed_reloads += 1;
-                eprintln!(
-                    "ringlb: reload #{n} failed: {e}; still serving the previous configuration"
-                );
+                event!("reload #{n} failed: {e}; still serving the previous configuration");
                 self.record_reload(false, e);
             }
         }
@@ -262,7 +316,7 @@ impl Control {
             None => {}
         }
         for what in &outcome.needs_restart {
-            eprintln!("ringlb: reload: {what} changed; this needs a restart and is not applied");
+            event!("reload: {what} changed; this needs a restart and is not applied");
         }
         Ok(outcome.summary)
     }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::logging::event;
+
 /// Accept queue length; the kernel caps it at net.core.somaxconn.
 const BACKLOG: i32 = 4096;
 
@@ -33,15 +35,15 @@ pub fn reuseport_group(addr: SocketAddr, workers: usize) -> io::Result<Vec<Owned
                 if waited {
                     let ms = (PROBE_WAIT - deadline.saturating_duration_since(Instant::now()))
                         .as_millis();
-                    eprintln!("ringlb: {addr} was released after {ms} ms");
+                    event!("{addr} was released after {ms} ms");
                 }
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                 if !waited {
                     waited = true;
-                    eprintln!(
-                        "ringlb: {addr} is busy; waiting up to {}s for it to be released",
+                    event!(
+                        "{addr} is busy; waiting up to {}s for it to be released",
                         PROBE_WAIT.as_secs()
                     );
                 }

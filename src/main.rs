@@ -4,14 +4,19 @@
 mod balance;
 mod config;
 mod control;
+mod fault;
 mod ha;
 mod health;
+mod limits;
 mod listener;
+mod logging;
 mod proxy;
 mod registry;
 mod stats;
 mod sys;
 mod table;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod tls;
 mod worker;
 
@@ -29,11 +34,10 @@ use nix::sys::signal::{SigSet, Signal};
 
 use config::Config;
 use control::{Control, WorkerHandle};
+use limits::FdPlan;
+use logging::event;
 use registry::ServerRegistry;
-use worker::{ListenerSpec, Shared, Worker, WorkerSpec};
-
-/// File descriptors kept out of the connection budget: listeners, rings, eventfds, logs.
-const FD_RESERVE: u64 = 128;
+use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,20 +78,24 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
-    match run(cli.config, config, cli.workers.map(usize::from)) {
-        Ok(()) => ExitCode::SUCCESS,
+    fault::install_panic_hook();
+    let code = match run(cli.config, config, cli.workers.map(usize::from)) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("ringlb: {e}");
+            event!("{e}");
             ExitCode::from(1)
         }
-    }
+    };
+    // What is queued goes out, unless the sink is stuck.
+    logging::shutdown(Duration::from_secs(1));
+    code
 }
 
 fn run(
     config_path: PathBuf,
     config: Config,
     workers_override: Option<usize>,
-) -> Result<(), String> {
+) -> Result<ExitCode, String> {
     sys::ignore_sigpipe();
     // Signals are taken by one thread with sigwait; every thread spawned below inherits
     // this mask, so none is ever interrupted by them.
@@ -98,6 +106,9 @@ fn run(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
+    logging::start().map_err(|e| format!("cannot start the log thread: {e}"))?;
+    #[cfg(feature = "test-hooks")]
+    test_hooks::install_if_enabled();
 
     let cpus = usable_cpus();
     let workers = workers_override
@@ -108,12 +119,15 @@ fn run(
     // pinned it served a quarter fewer connections), so the scheduler places them.
     let pin = config.pin_workers.unwrap_or(workers == cpus.len());
     let nofile = sys::raise_nofile_limit().map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    let binds = config.frontends.iter().map(|f| f.bind.len()).sum();
+    let plan = FdPlan::new(nofile, workers, binds).map_err(|e| e.to_string())?;
     // A connection costs two sockets; pipes come from a budget of their own.
-    let fd_conns =
-        (nofile.saturating_sub(FD_RESERVE + 2 * 1024) / 2).clamp(1, u32::MAX as u64) as u32;
+    let fd_conns = plan.conns;
     let maxconn = config.maxconn.map_or(fd_conns, |m| m.min(fd_conns));
-    eprintln!(
-        "ringlb: fd limit {nofile} allows {fd_conns} connections; maxconn {maxconn}, {workers} workers{}",
+    event!(
+        "fd limit {nofile} allows {fd_conns} connections ({} fds kept for the rest, {} pipes); maxconn {maxconn}, {workers} workers{}",
+        plan.reserve,
+        plan.pipes,
         if pin { ", pinned to CPUs" } else { "" }
     );
 
@@ -131,11 +145,12 @@ fn run(
     let (targets, wait) = control::health_targets(&control::lock(&registry));
     let checker = control::spawn_checker(&registry, targets)?;
     if !checker.wait_first_round(wait + Duration::from_millis(500)) {
-        eprintln!("ringlb: first health checks still running; starting anyway");
+        event!("first health checks still running; starting anyway");
     }
     let shared = Arc::new(Shared {
         conns: AtomicU32::new(0),
         maxconn: AtomicU32::new(maxconn),
+        fds: FdBudget::new(fd_conns.saturating_mul(worker::CONN_FDS), binds * workers),
         heartbeats: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
         passive: checker.reporter(),
@@ -153,7 +168,7 @@ fn run(
         }
     }
 
-    let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<usize>();
+    let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<(usize, WorkerExit)>();
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded::<Result<(), String>>();
     let mut handles = Vec::with_capacity(workers);
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -176,6 +191,7 @@ fn run(
             wake,
             shared: shared.clone(),
             max_conns: fd_conns as usize,
+            pipes: usize::try_from(plan.pipes).unwrap_or(usize::MAX) / workers,
             workers,
         };
         let exit_tx = exit_tx.clone();
@@ -183,23 +199,36 @@ fn run(
         thread::Builder::new()
             .name(format!("ringlb-w{id}"))
             .spawn(move || {
-                // The ring is made on the thread that submits to it (SINGLE_ISSUER).
-                match Worker::new(spec) {
-                    Ok(w) => {
-                        let _ = ready_tx.send(Ok(()));
-                        w.run();
+                // A panic unwinds the worker, whose Drop closes its connections; the
+                // control thread then stops the process (see `fault`).
+                let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // The ring is made on the thread that submits to it (SINGLE_ISSUER).
+                    match Worker::new(spec) {
+                        Ok(w) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Some(w.run())
+                        }
+                        Err(e) => {
+                            let hint = if e.raw_os_error() == Some(libc::ENOMEM) {
+                                " (io_uring rings and buffer rings count against \
+                                 RLIMIT_MEMLOCK: raise it, e.g. LimitMEMLOCK=infinity in \
+                                 the systemd unit)"
+                            } else {
+                                ""
+                            };
+                            let _ = ready_tx.send(Err(format!("worker {id}: {e}{hint}")));
+                            None
+                        }
                     }
-                    Err(e) => {
-                        let hint = if e.raw_os_error() == Some(libc::ENOMEM) {
-                            " (io_uring rings and buffer rings count against RLIMIT_MEMLOCK: \
-                             raise it, e.g. LimitMEMLOCK=infinity in the systemd unit)"
-                        } else {
-                            ""
-                        };
-                        let _ = ready_tx.send(Err(format!("worker {id}: {e}{hint}")));
+                }));
+                let exit = match exit {
+                    Ok(Some(exit)) => exit,
+                    Ok(None) => return,
+                    Err(panic) => {
+                        WorkerExit::Failed(format!("panicked: {}", fault::message(&*panic)))
                     }
-                }
-                let _ = exit_tx.send(id);
+                };
+                let _ = exit_tx.send((id, exit));
             })
             .map_err(|e| format!("cannot start worker {id}: {e}"))?;
     }
@@ -207,13 +236,13 @@ fn run(
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
-            Err(_) => return Err("a worker exited during start-up".into()),
+            Err(_) => return Err("a worker failed during start-up".into()),
         }
     }
     for f in &config.frontends {
         for addr in &f.bind {
-            eprintln!(
-                "ringlb: listening on {addr} (frontend {}, {workers} workers)",
+            event!(
+                "listening on {addr} (frontend {}, {workers} workers)",
                 f.name
             );
         }
@@ -233,10 +262,10 @@ fn run(
             fd_limit: nofile,
             started: shared.epoch,
         })?;
-        eprintln!("ringlb: stats on http://{addr}/");
+        event!("stats on http://{addr}/");
     }
     let sig_rx = spawn_signal_thread(signals)?;
-    Control {
+    let control = Control {
         config_path,
         registry,
         checker,
@@ -247,24 +276,29 @@ fn run(
         failed_reloads: 0,
         vrrp,
         reload_status,
-    }
-    .run(&sig_rx, &exit_rx);
-    Ok(())
+    };
+    Ok(control.run(&sig_rx, &exit_rx))
 }
 
 fn spawn_signal_thread(signals: SigSet) -> Result<Receiver<Signal>, String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     thread::Builder::new()
         .name("ringlb-signals".into())
-        .spawn(move || loop {
-            match signals.wait() {
-                Ok(sig) => {
-                    if tx.send(sig).is_err() {
-                        return;
+        .spawn(move || {
+            fault::supervise(
+                fault::Helper::Signals,
+                (signals, tx),
+                |(signals, tx)| loop {
+                    match signals.wait() {
+                        Ok(sig) => {
+                            if tx.send(sig).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(10)),
                     }
-                }
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
+                },
+            )
         })
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
     Ok(rx)

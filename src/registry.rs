@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::balance::{Selector, ServerSpec};
 use crate::config::{Balance, Config, Server};
+use crate::logging::event;
 use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{
     algorithm, AdminState, BackendTable, FrontendTable, InspectTable, ServerEntry, ServerState,
@@ -301,8 +302,8 @@ impl ServerRegistry {
                         let overridden =
                             rt.admin != AdminState::Ready || rt.admin_weight.is_some();
                         if overridden && old_server != *s {
-                            eprintln!(
-                                "ringlb: admin setting of {}/{} dropped: the config file changed the server",
+                            event!(
+                                "admin setting of {}/{} dropped: the config file changed the server",
                                 b.name, s.name
                             );
                             rt.admin = AdminState::Ready;

@@ -120,6 +120,22 @@ pub fn recv_queued(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The events pending on `fd` now (poll(2) with a zero timeout); 0 on error.
+pub fn poll_now(fd: RawFd, events: libc::c_short) -> libc::c_short {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n == 1 {
+        p.revents
+    } else {
+        0
+    }
+}
+
 /// Half-closes the sending side: the peer reads EOF once queued bytes are delivered.
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall; ENOTCONN after a reset is harmless here.

@@ -6,6 +6,7 @@ mod common;
 mod abuse {
     pub mod config;
     pub mod fds;
+    pub mod hooks;
     pub mod log;
     pub mod stats;
 }

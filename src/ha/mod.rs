@@ -4,7 +4,6 @@
 //! the priority while a worker is stalled (fate-sharing with the dataplane).
 
 mod arp;
-mod faults;
 mod iface;
 mod nd;
 mod netlink;
@@ -24,8 +23,9 @@ use crossbeam_channel::{Receiver, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::config::VrrpInstance;
+use crate::fault::{self, Helper};
+use crate::logging::event;
 use crate::worker::Shared;
-pub use faults::pause_if_stalled;
 use netlink::Rtnetlink;
 use router::Router;
 use watchdog::Watchdog;
@@ -84,7 +84,6 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
     if instances.is_empty() {
         return Ok(None);
     }
-    faults::install_if_enabled();
     let netlink = Rtnetlink::open().map_err(|e| format!("vrrp: rtnetlink socket: {e}"))?;
     let routers = instances
         .iter()
@@ -114,7 +113,10 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
     };
     let thread = thread::Builder::new()
         .name("ringlb-vrrp".into())
-        .spawn(move || runner.run())
+        .spawn(move || {
+            let mut runner = runner;
+            fault::supervise_with(Helper::Vrrp, &mut runner, Runner::run, Runner::recover)
+        })
         .map_err(|e| format!("vrrp: cannot start thread: {e}"))?;
     Ok(Some(Vrrp {
         commands,
@@ -160,7 +162,7 @@ impl Vrrp {
         if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
             let _ = thread.join();
         } else {
-            eprintln!("ringlb: vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
+            event!("vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
         }
     }
 }
@@ -201,7 +203,18 @@ struct Runner {
 }
 
 impl Runner {
-    fn run(mut self) {
+    /// After a fault: every instance stops as on shutdown (a master sends priority 0 and
+    /// gives up its addresses), so a thread that keeps failing holds no VIP; the restart
+    /// starts the instances again.
+    fn recover(&mut self) {
+        let now = self.now();
+        for r in &mut self.routers {
+            r.stop(now, &mut self.io);
+        }
+        self.publish();
+    }
+
+    fn run(&mut self) {
         let now = self.now();
         for r in &mut self.routers {
             r.start(now, &mut self.io);
@@ -219,7 +232,7 @@ impl Runner {
             let readable = match self.wait(now) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("ringlb: vrrp: poll failed: {e}");
+                    event!("vrrp: poll failed: {e}");
                     thread::sleep(Duration::from_millis(10));
                     continue;
                 }
@@ -302,8 +315,8 @@ impl Runner {
         for r in &mut self.routers {
             match instances.iter().find(|i| i.name == r.name()) {
                 Some(new) => r.reload(new, now, &mut self.io),
-                None => eprintln!(
-                    "ringlb: vrrp {}: reload: instance removed from the config; \
+                None => event!(
+                    "vrrp {}: reload: instance removed from the config; \
                      still running until a restart",
                     r.name()
                 ),
@@ -311,8 +324,8 @@ impl Runner {
         }
         for i in instances {
             if !self.routers.iter().any(|r| r.name() == i.name) {
-                eprintln!(
-                    "ringlb: vrrp {}: reload: new instance; starts with a restart",
+                event!(
+                    "vrrp {}: reload: new instance; starts with a restart",
                     i.name
                 );
             }
@@ -349,7 +362,7 @@ impl Runner {
             .retain_mut(|(what, child)| match child.try_wait() {
                 Ok(Some(status)) => {
                     if !status.success() {
-                        eprintln!("ringlb: vrrp: notify {what} exited with {status}");
+                        event!("vrrp: notify {what} exited with {status}");
                     }
                     false
                 }

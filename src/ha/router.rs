@@ -17,6 +17,7 @@ use super::socket::VrrpSocket;
 use super::watchdog::Oldest;
 use super::{InstanceStatus, Io};
 use crate::config::{TrackAction, VrrpInstance};
+use crate::logging::event;
 
 /// Drop and send-error lines per instance at most this often (a flood must not flood the
 /// log).
@@ -120,8 +121,8 @@ impl Router {
                 .collect();
             format!("unicast to {}", list.join(", "))
         };
-        eprintln!(
-            "ringlb: vrrp {}: {} VRID {} priority {} interval {}ms on {} from {} ({peers})",
+        event!(
+            "vrrp {}: {} VRID {} priority {} interval {}ms on {} from {} ({peers})",
             self.cfg.name,
             self.cfg.version,
             self.cfg.vrid,
@@ -134,15 +135,15 @@ impl Router {
         let owner = self.cfg.priority == 255;
         for vip in self.cfg.vips.iter().filter(|_| !owner) {
             match io.netlink.remove(self.iface.index, *vip) {
-                Ok(super::netlink::Outcome::Done) => eprintln!(
-                    "ringlb: vrrp {}: removed {}/{} left on {} from an earlier run",
-                    self.cfg.name, vip.addr, vip.prefix_len, self.cfg.interface
+                Ok(super::netlink::Outcome::Done) => event!(
+                    "vrrp {}: removed {}/{} left on {} from an earlier run",
+                    self.cfg.name,
+                    vip.addr,
+                    vip.prefix_len,
+                    self.cfg.interface
                 ),
                 Ok(_) => {}
-                Err(e) => eprintln!(
-                    "ringlb: vrrp {}: cannot clear {}: {e}",
-                    self.cfg.name, vip.addr
-                ),
+                Err(e) => event!("vrrp {}: cannot clear {}: {e}", self.cfg.name, vip.addr),
             }
         }
         self.vr.startup(now);
@@ -153,8 +154,8 @@ impl Router {
         self.vr.shutdown(now);
         self.flush(io);
         let c = self.vr.counters();
-        eprintln!(
-            "ringlb: vrrp {}: stopped; adverts sent {} received {} dropped {}, {} transitions",
+        event!(
+            "vrrp {}: stopped; adverts sent {} received {} dropped {}, {} transitions",
             self.cfg.name,
             c.adverts_sent,
             c.adverts_received,
@@ -171,15 +172,15 @@ impl Router {
     pub(super) fn reload(&mut self, new: &VrrpInstance, now: vrrp::Instant, io: &mut Io) {
         let name = self.cfg.name.clone();
         for field in needs_restart(&self.cfg, new) {
-            eprintln!(
-                "ringlb: vrrp {name}: reload: {field} changed; needs a restart \
+            event!(
+                "vrrp {name}: reload: {field} changed; needs a restart \
                  (the running value stays)"
             );
         }
         if new.priority != self.cfg.priority {
             match self.vr.set_priority(now, new.priority) {
                 Ok(()) => self.cfg.priority = new.priority,
-                Err(e) => eprintln!("ringlb: vrrp {name}: reload: priority: {e}"),
+                Err(e) => event!("vrrp {name}: reload: priority: {e}"),
             }
         }
         if !new.unicast_peers.is_empty() && !self.cfg.unicast_peers.is_empty() {
@@ -226,7 +227,7 @@ impl Router {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("ringlb: vrrp {}: receive failed: {e}", self.cfg.name);
+                    event!("vrrp {}: receive failed: {e}", self.cfg.name);
                     break;
                 }
             };
@@ -288,7 +289,7 @@ impl Router {
                 } else {
                     "restoring priority, was lowered by"
                 };
-                eprintln!("ringlb: vrrp {name}: {why}: {verb} {p}");
+                event!("vrrp {name}: {why}: {verb} {p}");
                 self.vr.set_penalty(now, if stalled { p } else { 0 });
             }
             TrackAction::StopAdverts => {
@@ -297,7 +298,7 @@ impl Router {
                 } else {
                     "rejoining as backup"
                 };
-                eprintln!("ringlb: vrrp {name}: {why}: {verb}");
+                event!("vrrp {name}: {why}: {verb}");
                 self.track_cause = Some(why);
                 if stalled {
                     self.vr.shutdown(now);
@@ -359,9 +360,11 @@ impl Router {
             Event::AddVips(_) => {
                 for vip in &self.cfg.vips {
                     if let Err(e) = io.netlink.add(self.iface.index, *vip) {
-                        eprintln!(
-                            "ringlb: vrrp {name}: cannot add {}/{} to {}: {e}",
-                            vip.addr, vip.prefix_len, self.cfg.interface
+                        event!(
+                            "vrrp {name}: cannot add {}/{} to {}: {e}",
+                            vip.addr,
+                            vip.prefix_len,
+                            self.cfg.interface
                         );
                     }
                 }
@@ -371,9 +374,11 @@ impl Router {
             Event::RemoveVips(_) => {
                 for vip in &self.cfg.vips {
                     if let Err(e) = io.netlink.remove(self.iface.index, *vip) {
-                        eprintln!(
-                            "ringlb: vrrp {name}: cannot remove {}/{} from {}: {e}",
-                            vip.addr, vip.prefix_len, self.cfg.interface
+                        event!(
+                            "vrrp {name}: cannot remove {}/{} from {}: {e}",
+                            vip.addr,
+                            vip.prefix_len,
+                            self.cfg.interface
                         );
                     }
                 }
@@ -394,15 +399,15 @@ impl Router {
                         _ => Ok(()),
                     };
                     if let Err(e) = sent {
-                        eprintln!(
-                            "ringlb: vrrp {name}: announcing {} (gratuitous ARP / NA) failed: {e}",
+                        event!(
+                            "vrrp {name}: announcing {} (gratuitous ARP / NA) failed: {e}",
                             vip.addr
                         );
                     }
                 }
             }
             Event::PriorityChanged { from, to } => {
-                eprintln!("ringlb: vrrp {name}: priority {from} -> {to}");
+                event!("vrrp {name}: priority {from} -> {to}");
             }
         }
     }
@@ -410,8 +415,8 @@ impl Router {
     /// Logs `FROM -> TO (cause)` and runs the notify command.
     fn transition(&mut self, to: State, cause: Cause, io: &mut Io) {
         let why = self.track_cause.take().unwrap_or_else(|| describe(cause));
-        eprintln!(
-            "ringlb: vrrp {}: {} -> {} ({why})",
+        event!(
+            "vrrp {}: {} -> {} ({why})",
             self.cfg.name,
             state_name(self.state),
             state_name(to)
@@ -428,8 +433,8 @@ impl Router {
                 Ok(child) => io
                     .children
                     .push((format!("{} {}", cmd.display(), state_name(to)), child)),
-                Err(e) => eprintln!(
-                    "ringlb: vrrp {}: cannot run notify {}: {e}",
+                Err(e) => event!(
+                    "vrrp {}: cannot run notify {}: {e}",
                     self.cfg.name,
                     cmd.display()
                 ),
@@ -460,7 +465,7 @@ impl RateLimited {
             0 => String::new(),
             n => format!(" (and {n} more since the last such line)"),
         };
-        eprintln!("ringlb: vrrp {instance}: {what}{more}");
+        event!("vrrp {instance}: {what}{more}");
         self.last = Some(StdInstant::now());
         self.held_back = 0;
     }

@@ -15,6 +15,10 @@ use super::probe::{Plan, Probe, Started};
 use super::state::{CheckResult, ServerHealth};
 use super::{StateChange, Target};
 
+use crate::fault::{self, Helper};
+use crate::limits::HEALTH_IN_FLIGHT;
+use crate::logging::event;
+
 /// Called on the health thread with every batch of state changes. The checker logs
 /// nothing itself: the caller logs each `reason` once the change has taken effect.
 pub type OnChange = Box<dyn FnMut(&[StateChange]) + Send>;
@@ -66,7 +70,10 @@ impl Checker {
         };
         let thread = thread::Builder::new()
             .name("ringlb-health".into())
-            .spawn(move || engine.run())?;
+            .spawn(move || {
+                let mut engine = engine;
+                fault::supervise_with(Helper::Health, &mut engine, Engine::run, Engine::recover)
+            })?;
         Ok(Checker {
             reporter: PassiveReporter { tx, waker },
             first_round,
@@ -116,9 +123,7 @@ impl Checker {
         if let Some(thread) = self.thread.take() {
             // An error means the thread is gone already; join tells the rest.
             let _ = self.reporter.send(Control::Stop);
-            if thread.join().is_err() {
-                eprintln!("ringlb: the health checker thread panicked");
-            }
+            let _ = thread.join();
         }
     }
 }
@@ -245,10 +250,20 @@ struct Engine {
 }
 
 impl Engine {
-    fn run(mut self) {
+    /// After a fault: the checks in flight are dropped (their sockets closed) and start
+    /// again; every server keeps its state meanwhile.
+    fn recover(&mut self) {
+        for slot in &mut self.slots {
+            slot.probe = None;
+        }
+    }
+
+    fn run(&mut self) {
         let mut pollfds: Vec<libc::pollfd> = Vec::new();
         let mut polled: Vec<usize> = Vec::new();
         loop {
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::health_turn();
             let mut changes = Vec::new();
             let now = Instant::now();
             if !self.control(now, &mut changes) {
@@ -263,7 +278,7 @@ impl Engine {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("ringlb: health checker: poll failed: {e}");
+                    event!("health checker: poll failed: {e}");
                     thread::sleep(Duration::from_millis(10));
                 }
                 continue;
@@ -274,11 +289,18 @@ impl Engine {
         }
     }
 
-    /// Starts the checks that are due and not already running.
+    /// Starts the checks that are due and not already running, at most
+    /// `HEALTH_IN_FLIGHT` at once (each holds a socket from the fds kept for checks);
+    /// the others start as those finish.
     fn start_due(&mut self, now: Instant, changes: &mut Vec<StateChange>) {
+        let mut in_flight = self.slots.iter().filter(|s| s.probe.is_some()).count();
         for i in 0..self.slots.len() {
+            if in_flight >= HEALTH_IN_FLIGHT {
+                return;
+            }
             let slot = &mut self.slots[i];
             if slot.probe.is_none() && slot.health.next_check_at() <= now {
+                in_flight += 1;
                 match Probe::start(slot.target.addr, now) {
                     Started::InFlight(p) => slot.probe = Some(p),
                     Started::Done(r) => self.record(i, now, r, changes),

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::http::Reply;
 use super::Sources;
 use crate::control;
+use crate::logging::event;
 use crate::registry::AdminError;
 use crate::table::AdminState;
 
@@ -48,8 +49,8 @@ pub fn handle(content_type: &str, body: &[u8], who: &str, sources: &Sources) -> 
             let weight_note = action
                 .weight
                 .map_or_else(String::new, |w| format!(", weight {w}"));
-            eprintln!(
-                "ringlb: admin {who}: {}/{} set to {}{weight_note}",
+            event!(
+                "admin {who}: {}/{} set to {}{weight_note}",
                 action.backend,
                 action.server,
                 state.as_str()

@@ -120,6 +120,41 @@ impl Collector for ReportCollector {
             MetricType::Counter,
             vec![(none(), Value::Counter(p.failed_reloads))],
         )?;
+        family(
+            &mut enc,
+            "ringlb_connection_fds",
+            "File descriptors reserved by connections (two each, also for armed accepts)",
+            None,
+            MetricType::Gauge,
+            one(f64::from(p.conn_fds)),
+        )?;
+        family(
+            &mut enc,
+            "ringlb_connection_fds_limit",
+            "File descriptors connections may hold: the fd limit less what the rest needs",
+            None,
+            MetricType::Gauge,
+            one(f64::from(p.conn_fds_limit)),
+        )?;
+        family(
+            &mut enc,
+            "ringlb_log_dropped",
+            "Log lines dropped because the log sink did not keep up",
+            None,
+            MetricType::Counter,
+            vec![(none(), Value::Counter(p.log_dropped))],
+        )?;
+        family(
+            &mut enc,
+            "ringlb_thread_faults",
+            "Faults (panics) caught in a helper thread, each followed by a restart",
+            None,
+            MetricType::Counter,
+            p.thread_faults
+                .iter()
+                .map(|&(thread, n)| (vec![("thread", thread.to_string())], Value::Counter(n)))
+                .collect(),
+        )?;
         if let Some(last) = &p.last_reload {
             family(
                 &mut enc,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::config::Stats;
 use crate::control;
 use crate::ha::StatusReader;
+use crate::logging::event;
 use crate::registry::ServerRegistry;
 use crate::worker::Shared;
 pub use counters::{raise_peak, BackendStats, FrontendStats, ServerCell, ServerStats};
@@ -148,7 +149,7 @@ impl StatsThread {
                         .last_error
                         .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
                     {
-                        eprintln!("ringlb: stats: {e}");
+                        event!("stats: {e}");
                         self.last_error = Some(Instant::now());
                     }
                     thread::sleep(Duration::from_millis(100));

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::counters::Timings;
 use super::Sources;
 use crate::control;
+use crate::fault::{self, Helper};
 use crate::registry::RegistryView;
 use crate::table::ServerState;
 
@@ -38,6 +39,13 @@ pub struct Process {
     pub reloads: u64,
     pub failed_reloads: u64,
     pub last_reload: Option<ReloadRow>,
+    /// Fds reserved by connections, held ones and armed accepts, and the most they may.
+    pub conn_fds: u32,
+    pub conn_fds_limit: u32,
+    /// Log lines dropped because the log sink did not keep up.
+    pub log_dropped: u64,
+    /// Faults caught per helper thread (each restarted it).
+    pub thread_faults: Vec<(&'static str, u64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -304,6 +312,13 @@ fn process(sources: &Sources, now: Instant) -> Process {
             summary: r.summary,
             seconds_ago: now.duration_since(r.at).as_secs_f64(),
         }),
+        conn_fds: sources.shared.fds.used(),
+        conn_fds_limit: sources.shared.fds.limit(),
+        log_dropped: crate::logging::dropped(),
+        thread_faults: Helper::ALL
+            .iter()
+            .map(|&h| (h.name(), fault::faults(h)))
+            .collect(),
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use super::pipes::Pipe;
 use super::token::{Op, Token};
-use super::{cancel_fd, Worker, BUF_GROUP};
+use super::{cancel_fd, Worker, BUF_GROUP, CONN_FDS};
 use crate::balance::hash_addr;
 use crate::config::{Forward, NoServer};
 use crate::stats::{self, ServerCell};
@@ -256,9 +256,9 @@ impl Worker {
     /// `maxconn`s.
     pub(super) fn start_conn(&mut self, fd: RawFd, tables: Arc<Tables>, frontend: usize) {
         let Some(slot) = self.free.pop() else {
-            // admit() checks for a free slot first; keep the invariant visible anyway.
+            // Accepts reserve a slot before they are armed; keep the invariant visible.
             self.shared.release(&tables.frontends[frontend]);
-            sys::close(fd);
+            self.close_unstarted(fd);
             return;
         };
         let f = &tables.frontends[frontend];
@@ -338,13 +338,21 @@ impl Worker {
             self.no_server(slot, conn, End::NoServer);
             return;
         }
+        if conn.attempts > 0 {
+            // No further attempt for a client that has gone (reset, or closed both ways).
+            if let Some(end) = client_gone(conn.client) {
+                conn.set_end(end);
+                self.begin_close(slot, conn);
+                return;
+            }
+        }
         let idx = match self.pick_server(conn, table) {
             Pick::Server(idx) => idx,
             Pick::Full => {
                 let first = conn.phase != Phase::Queued;
                 if first {
                     conn.phase = Phase::Queued;
-                    conn.queued_until = self.now_ms + table.timeouts.queue.as_millis() as u64;
+                    conn.queued_until = deadline(self.now_ms, table.timeouts.queue);
                 }
                 if self.now_ms >= conn.queued_until {
                     self.no_server(slot, conn, End::QueueTimeout);
@@ -370,9 +378,19 @@ impl Worker {
         let fd = match sys::tcp_socket_for(&server.addr) {
             Ok(fd) => fd,
             Err(e) => {
+                // The fd budget keeps this from happening for want of fds in this process
+                // (EMFILE); the system-wide table (ENFILE) or kernel memory can still run
+                // out. The client is not failed for it: it waits in the queue, as for a
+                // full server, and tries again on the next tick.
                 self.log_fd_exhaustion(&format!("socket for {}: {e}", server.addr));
                 self.uncount(conn);
-                self.no_server(slot, conn, End::NoServer);
+                conn.attempts -= 1;
+                if conn.phase != Phase::Queued {
+                    conn.phase = Phase::Queued;
+                    conn.queued_until = deadline(self.now_ms, table.timeouts.queue);
+                }
+                self.enter_queue(conn, false);
+                self.queue.push_back((slot, self.slots[slot as usize].gen));
                 return;
             }
         };
@@ -747,6 +765,7 @@ impl Worker {
         if conn.server >= 0 {
             sys::close(conn.server);
         }
+        self.shared.fds.release(CONN_FDS);
         let freed_server = conn.counted.is_some();
         self.uncount(&mut conn);
         self.count_end(&mut conn);
@@ -765,6 +784,31 @@ impl Worker {
             self.serve_queue();
         }
         self.serve_buf_waiters();
+        if self.fd_starved {
+            self.refill_accepts();
+        }
+    }
+
+    /// A connection of a worker that is ending abnormally: closes its sockets and gives
+    /// back what it holds, without logging or touching the ring.
+    pub(super) fn forget(&mut self, mut conn: Box<Conn>) {
+        for d in [UP, DOWN] {
+            if let Some(b) = conn.dirs[d].buf.take() {
+                self.bufs.recycle(b.bid);
+            }
+            if let Some(p) = conn.dirs[d].pipe.take() {
+                self.pipes.discard(p);
+            }
+        }
+        sys::close(conn.client);
+        if conn.server >= 0 {
+            sys::close(conn.server);
+        }
+        self.shared.fds.release(CONN_FDS);
+        self.uncount(&mut conn);
+        self.leave_queue(&mut conn);
+        self.shared.release(&conn.tables.frontends[conn.frontend]);
+        self.live -= 1;
     }
 
     fn log_conn(&mut self, conn: &Conn) {
@@ -835,8 +879,8 @@ impl Worker {
             let t = &conn.tables.backends[conn.backend].timeouts;
             let waiting_client = conn.dirs[UP].state != DirState::Done;
             let waiting_server = conn.dirs[DOWN].state != DirState::Done;
-            let client_due = waiting_client && idle >= t.client.as_millis() as u64;
-            let server_due = waiting_server && idle >= t.server.as_millis() as u64;
+            let client_due = waiting_client && idle >= millis(t.client);
+            let server_due = waiting_server && idle >= millis(t.server);
             let end = match (client_due, server_due) {
                 (true, true) if t.server < t.client => End::ServerTimeout,
                 (true, _) => End::ClientTimeout,
@@ -880,9 +924,7 @@ impl Worker {
                 conn.drain_until = None;
                 continue;
             }
-            let until = *conn
-                .drain_until
-                .get_or_insert(now + timeout.as_millis() as u64);
+            let until = *conn.drain_until.get_or_insert(deadline(now, timeout));
             if now < until {
                 draining += 1;
                 continue;
@@ -1003,6 +1045,28 @@ impl Worker {
             }
             self.put_back(slot, conn);
         }
+    }
+}
+
+/// `now_ms` plus `timeout`, in the worker's coarse milliseconds. Config durations are
+/// bounded, and this saturates anyway: a deadline never wraps into the past.
+pub(super) fn deadline(now_ms: u64, timeout: Duration) -> u64 {
+    now_ms.saturating_add(millis(timeout))
+}
+
+/// A duration in milliseconds, saturating instead of truncating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether the client has gone for good (an error or reset on its socket, or closed in
+/// both directions), checked before another connect attempt on its behalf. A client
+/// that only half-closed still waits for its answer, so that is not "gone".
+fn client_gone(fd: RawFd) -> Option<End> {
+    match sys::poll_now(fd, libc::POLLIN | libc::POLLRDHUP) {
+        r if r & libc::POLLERR != 0 => Some(End::ClientReset),
+        r if r & libc::POLLHUP != 0 => Some(End::ClientClose),
+        _ => None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! One worker: a thread pinned to a CPU with its own io_uring, its own SO_REUSEPORT
 //! listeners and every connection it accepted. This file holds the event loop, accepting
-//! (with connection limits and fd-exhaustion back-off) and control commands; `conn.rs`
-//! holds what happens to one connection.
+//! (within the fd budget and connection limits, with back-off on fd exhaustion) and control
+//! commands; `conn.rs` holds what happens to one connection.
 
 mod bufring;
 mod conn;
@@ -9,8 +9,7 @@ mod pipes;
 mod token;
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -23,6 +22,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 
 use crate::balance::PickState;
 use crate::health::PassiveReporter;
+use crate::logging::{self, event, ConnLog};
 use crate::sys;
 use crate::table::{FrontendTable, SharedTables, Tables};
 use bufring::BufRing;
@@ -35,16 +35,19 @@ use token::{Op, Token};
 const BUF_COUNT: u16 = 2048;
 const BUF_SIZE: u32 = 32 * 1024;
 const BUF_GROUP: u16 = 0;
-/// Pipes kept idle per worker (made at start), and the soft per-user pipe budget shared
-/// by all workers (fs.pipe-user-pages-soft = 16384 pages = 1024 pipes of 64 KiB).
+/// Pipes kept idle per worker (made at start); how many it may hold in all comes from
+/// the fd plan (`limits`).
 const PIPES_IDLE: usize = 16;
-const PIPES_PER_USER: usize = 1024;
 const TICK: Duration = Duration::from_millis(100);
 /// Back-off before accepting again after EMFILE/ENFILE, doubled up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Connection log lines are written in batches of about this size (and every tick).
-const LOG_FLUSH_BYTES: usize = 16 * 1024;
+/// Accepts kept armed per listener. Each holds the fds of one connection reserved, so a
+/// burst takes at most this many connections per loop turn and listener, and accepting
+/// can never run past the fd budget.
+const ACCEPT_DEPTH: u32 = 16;
+/// File descriptors one connection needs: its client and its server socket.
+pub const CONN_FDS: u32 = 2;
 
 /// Commands from the control thread.
 #[derive(Debug)]
@@ -59,12 +62,14 @@ pub enum Command {
     Abort,
 }
 
-/// State shared by all workers: connection counts for `maxconn` and liveness heartbeats.
-/// Touched once per connection, never per byte.
+/// State shared by all workers: connection counts for `maxconn`, the fd budget and
+/// liveness heartbeats. Touched once per connection, never per byte.
 pub struct Shared {
     pub conns: AtomicU32,
     /// Global cap; a reload may change it.
     pub maxconn: AtomicU32,
+    /// File descriptors of connections, reserved before an accept is armed.
+    pub fds: FdBudget,
     /// Per worker: milliseconds since `epoch` at its last loop turn.
     pub heartbeats: Vec<AtomicU64>,
     pub epoch: Instant,
@@ -92,6 +97,73 @@ impl Shared {
     }
 }
 
+/// The file descriptors connections may hold, all workers together: the soft
+/// `RLIMIT_NOFILE` less what listeners, rings, pipes, health checks and the stats
+/// listener may need. Every accept reserves a whole connection's fds before it is armed,
+/// so an accepted client always gets its server socket.
+pub struct FdBudget {
+    limit: u32,
+    used: AtomicU32,
+    /// Below this many free fds, each listener keeps one accept armed instead of
+    /// `ACCEPT_DEPTH`, so that accepts armed on a quiet listener do not hold back
+    /// connections another listener could take.
+    low_water: u32,
+}
+
+impl FdBudget {
+    /// `listeners`: listening sockets of all workers together.
+    pub fn new(limit: u32, listeners: usize) -> FdBudget {
+        let low_water = u32::try_from(listeners)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(ACCEPT_DEPTH * CONN_FDS);
+        FdBudget {
+            limit,
+            used: AtomicU32::new(0),
+            low_water,
+        }
+    }
+
+    /// How many accepts one listener may keep armed now.
+    fn accept_depth(&self) -> u32 {
+        let free = self.limit.saturating_sub(self.used.load(Ordering::Relaxed));
+        if free >= self.low_water {
+            ACCEPT_DEPTH
+        } else {
+            1
+        }
+    }
+
+    fn try_reserve(&self, n: u32) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + n <= self.limit).then_some(used + n)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u32) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Fds reserved now (open connections, held ones and armed accepts).
+    pub fn used(&self) -> u32 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+}
+
+/// Why a worker ended.
+#[derive(Debug)]
+pub enum WorkerExit {
+    /// It drained after `Stop` (or was aborted): a normal end.
+    Stopped,
+    /// Its ring failed or it panicked; its connections were closed as it ended.
+    Failed(String),
+}
+
 /// A listening socket handed to a worker. Which frontend it serves is looked up in the
 /// current snapshot by address.
 #[derive(Debug)]
@@ -111,6 +183,8 @@ pub struct WorkerSpec {
     pub shared: Arc<Shared>,
     /// Most connections this worker holds at once (its share of the fd budget).
     pub max_conns: usize,
+    /// Splice pipes this worker may hold.
+    pub pipes: usize,
     pub workers: usize,
 }
 
@@ -119,11 +193,16 @@ struct Listener {
     /// indices in tokens stay valid.
     fd: Option<OwnedFd>,
     addr: SocketAddr,
-    armed: bool,
+    /// Accepts armed on it, each holding one connection's fds and slot reserved.
+    pending: u32,
     /// Not accepting because a connection limit is reached.
     paused: bool,
+    /// A back-off timer is armed after fd exhaustion.
+    backing_off: bool,
     backoff: Duration,
-    backoff_ts: Timespec,
+    /// Boxed: the kernel reads it when the timer is submitted, and the listener list may
+    /// grow (and move) in between.
+    backoff_ts: Box<Timespec>,
 }
 
 impl Listener {
@@ -131,10 +210,11 @@ impl Listener {
         Listener {
             fd: Some(spec.fd),
             addr: spec.addr,
-            armed: false,
+            pending: 0,
             paused: false,
+            backing_off: false,
             backoff: ACCEPT_BACKOFF_MIN,
-            backoff_ts: Timespec::new(),
+            backoff_ts: Box::new(Timespec::new()),
         }
     }
 }
@@ -155,7 +235,12 @@ pub struct Worker {
     free: Vec<u32>,
     live: usize,
     /// Accepted connections waiting for a free `maxconn` slot (their listener is paused).
+    /// At most `ACCEPT_DEPTH` per listener: nothing more is accepted while one waits.
     held: VecDeque<(RawFd, usize)>,
+    /// Slots promised to armed accepts.
+    slots_reserved: usize,
+    /// An accept could not be armed for want of fds: retried when fds come back.
+    fd_starved: bool,
     /// Directions waiting for a copy buffer after ENOBUFS: (slot, gen, dir).
     buf_waiters: VecDeque<(u32, u16, u8)>,
     tables: SharedTables,
@@ -181,8 +266,13 @@ pub struct Worker {
     seq: u64,
     /// Start time (Unix seconds), the first part of unique ids.
     started_unix: u64,
-    log: String,
+    log: ConnLog,
     cqes: Vec<(u64, i32, u32)>,
+    /// Completions taken off the ring to make room while submitting (EBUSY), handled
+    /// after the current batch.
+    stashed: Vec<(u64, i32, u32)>,
+    /// Set when the ring fails: the worker ends, and the process with it.
+    failed: Option<String>,
     workers: usize,
     /// When fd exhaustion was last logged, to log it at most once a second.
     emfile_logged_ms: Option<u64>,
@@ -192,7 +282,7 @@ impl Worker {
     pub fn new(spec: WorkerSpec) -> io::Result<Worker> {
         let ring = build_ring()?;
         let bufs = BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_SIZE)?;
-        let pipes = PipePool::new(PIPES_IDLE, (PIPES_PER_USER / spec.workers).max(PIPES_IDLE));
+        let pipes = PipePool::new(PIPES_IDLE.min(spec.pipes), spec.pipes);
         let snapshot = spec.tables.load_full();
         let mut w = Worker {
             ring,
@@ -204,6 +294,8 @@ impl Worker {
             free: Vec::new(),
             live: 0,
             held: VecDeque::new(),
+            slots_reserved: 0,
+            fd_starved: false,
             buf_waiters: VecDeque::new(),
             tables: spec.tables,
             picks: Vec::new(),
@@ -222,8 +314,10 @@ impl Worker {
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            log: String::with_capacity(LOG_FLUSH_BYTES * 2),
+            log: ConnLog::new(),
             cqes: Vec::with_capacity(1024),
+            stashed: Vec::new(),
+            failed: None,
             workers: spec.workers,
             emfile_logged_ms: None,
         };
@@ -239,10 +333,11 @@ impl Worker {
         Ok(w)
     }
 
-    pub fn run(mut self) {
+    /// The event loop, until every connection is done after `Stop`, or the ring fails.
+    pub fn run(mut self) -> WorkerExit {
         self.update_clock();
         for i in 0..self.listeners.len() {
-            self.arm_accept(i);
+            self.fill_accepts(i);
         }
         self.arm_wake();
         self.arm_tick();
@@ -250,31 +345,46 @@ impl Worker {
             if self.stopping && self.live == 0 {
                 break;
             }
+            if self.failed.is_some() {
+                break;
+            }
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                // EBUSY: completions must be reaped first, which is what comes next.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
                 Err(e) => {
-                    eprintln!("ringlb: worker {}: io_uring_enter failed: {e}", self.id);
+                    self.failed = Some(format!("io_uring_enter failed: {e}"));
                     break;
                 }
             }
-            crate::ha::pause_if_stalled();
+            #[cfg(feature = "test-hooks")]
+            crate::test_hooks::worker_turn(self.id);
             self.update_clock();
             self.cqes.clear();
             for cqe in self.ring.completion() {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
-            let cqes = std::mem::take(&mut self.cqes);
-            for &(user_data, res, flags) in &cqes {
-                self.dispatch(user_data, res, flags);
+            loop {
+                let cqes = std::mem::take(&mut self.cqes);
+                for &(user_data, res, flags) in &cqes {
+                    self.dispatch(user_data, res, flags);
+                }
+                self.cqes = cqes;
+                self.cqes.clear();
+                if self.stashed.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut self.cqes, &mut self.stashed);
             }
-            self.cqes = cqes;
-            if self.log.len() >= LOG_FLUSH_BYTES {
-                self.flush_log();
+            if self.log.len() >= logging::BATCH_BYTES {
+                self.log.flush();
             }
         }
-        self.flush_log();
+        self.log.flush();
+        match self.failed.take() {
+            Some(why) => WorkerExit::Failed(why),
+            None => WorkerExit::Stopped,
+        }
     }
 
     fn update_clock(&mut self) {
@@ -287,12 +397,11 @@ impl Worker {
             return;
         };
         match token.op {
-            Op::Accept => self.on_accept(token.slot as usize, res, flags),
+            Op::Accept => self.on_accept(token.slot as usize, res),
             Op::AcceptBackoff => {
                 let i = token.slot as usize;
-                if !self.stopping && !self.listeners[i].paused {
-                    self.arm_accept(i);
-                }
+                self.listeners[i].backing_off = false;
+                self.fill_accepts(i);
             }
             Op::Wake => self.on_wake(flags),
             Op::Tick => self.on_tick(),
@@ -306,96 +415,133 @@ impl Worker {
         self.push_all(&[entry]);
     }
 
-    /// Queues SQEs that must sit in the queue together (a linked chain).
+    /// Queues SQEs that must sit in the queue together (a linked chain). When the queue
+    /// is full it is submitted; if the kernel refuses that for lack of room in the
+    /// completion queue (EBUSY), completions are taken off the ring (handled later in this
+    /// turn) until it accepts. A ring that fails otherwise ends the worker.
     fn push_all(&mut self, entries: &[squeue::Entry]) {
         loop {
+            if self.failed.is_some() {
+                return;
+            }
             let mut sq = self.ring.submission();
             if sq.capacity() - sq.len() >= entries.len() {
                 for e in entries {
                     // SAFETY: every buffer, address and timespec an SQE points to lives in
-                    // the worker or in a boxed connection until the request completes.
+                    // the worker (boxed where its owner may move) or in a boxed connection
+                    // until the request completes.
                     let _ = unsafe { sq.push(e) };
                 }
                 return;
             }
             drop(sq);
-            if let Err(e) = self.ring.submit() {
-                if e.raw_os_error() != Some(libc::EBUSY) {
-                    eprintln!("ringlb: worker {}: submit failed: {e}", self.id);
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    for cqe in self.ring.completion() {
+                        self.stashed
+                            .push((cqe.user_data(), cqe.result(), cqe.flags()));
+                    }
                 }
+                Err(e) => self.failed = Some(format!("io_uring submit failed: {e}")),
             }
         }
     }
 
-    fn arm_accept(&mut self, i: usize) {
-        let l = &mut self.listeners[i];
+    /// Arms accepts on listener `i` up to `ACCEPT_DEPTH`, each with one connection's fds
+    /// and a slot reserved first: what is accepted can always be served, and nothing is
+    /// accepted past the budget (the kernel keeps the rest in the accept queue).
+    fn fill_accepts(&mut self, i: usize) {
+        if self.stopping {
+            return;
+        }
+        let l = &self.listeners[i];
         let Some(fd) = l.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        if l.armed {
+        if l.paused || l.backing_off {
             return;
         }
-        l.armed = true;
-        let entry = opcode::AcceptMulti::new(Fd(fd))
-            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            .build()
-            .user_data(Token::new(Op::Accept, i as u32).encode());
-        self.push(entry);
-    }
-
-    fn cancel_accept(&mut self, i: usize) {
-        if !self.listeners[i].armed {
-            return;
-        }
-        let target = Token::new(Op::Accept, i as u32).encode();
-        self.push(
-            opcode::AsyncCancel::new(target)
+        while self.listeners[i].pending < self.shared.fds.accept_depth() {
+            if self.free.len() <= self.slots_reserved + self.held.len() {
+                return;
+            }
+            if !self.shared.fds.try_reserve(CONN_FDS) {
+                self.fd_starved = true;
+                return;
+            }
+            self.slots_reserved += 1;
+            self.listeners[i].pending += 1;
+            let entry = opcode::Accept::new(Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
                 .build()
-                .user_data(Token::new(Op::Cancel, 0).encode()),
-        );
+                .user_data(Token::new(Op::Accept, i as u32).encode());
+            self.push(entry);
+        }
     }
 
-    fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
-        let more = cqueue::more(flags);
-        if !more {
-            self.listeners[i].armed = false;
+    /// Re-arms accepts everywhere after fds or slots came back.
+    fn refill_accepts(&mut self) {
+        self.fd_starved = false;
+        for i in 0..self.listeners.len() {
+            self.fill_accepts(i);
         }
+    }
+
+    /// Cancels the accepts armed on listener `i` (they complete with ECANCELED, or with a
+    /// connection that then waits in `held`).
+    fn cancel_accepts(&mut self, i: usize) {
+        let Some(fd) = self.listeners[i].fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        if self.listeners[i].pending > 0 {
+            self.push(cancel_fd(fd));
+        }
+    }
+
+    fn on_accept(&mut self, i: usize, res: i32) {
+        self.listeners[i].pending -= 1;
+        self.slots_reserved -= 1;
         if res >= 0 {
             self.listeners[i].backoff = ACCEPT_BACKOFF_MIN;
+            // The connection takes over the reserved fds.
             self.admit(res, i);
-        } else {
-            let errno = -res;
-            match errno {
-                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                    self.log_fd_exhaustion(&format!(
-                        "accept on {}: {}",
-                        self.listeners[i].addr,
-                        io::Error::from_raw_os_error(errno)
-                    ));
-                    if !more && !self.stopping {
-                        self.arm_accept_backoff(i);
-                    }
-                    return;
+            self.fill_accepts(i);
+            return;
+        }
+        self.shared.fds.release(CONN_FDS);
+        let errno = -res;
+        match errno {
+            libc::ECANCELED => {}
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                self.log_fd_exhaustion(&format!(
+                    "accept on {}: {}",
+                    self.listeners[i].addr,
+                    io::Error::from_raw_os_error(errno)
+                ));
+                if !self.stopping && !self.listeners[i].backing_off {
+                    self.arm_accept_backoff(i);
                 }
-                libc::ECANCELED => {}
-                _ => eprintln!(
-                    "ringlb: worker {}: accept on {}: {}",
+            }
+            _ => {
+                event!(
+                    "worker {}: accept on {}: {}",
                     self.id,
                     self.listeners[i].addr,
                     io::Error::from_raw_os_error(errno)
-                ),
+                );
+                self.fill_accepts(i);
             }
-        }
-        if !more && !self.stopping && !self.listeners[i].paused {
-            self.arm_accept(i);
         }
     }
 
     fn arm_accept_backoff(&mut self, i: usize) {
         let l = &mut self.listeners[i];
-        l.backoff_ts = Timespec::from(l.backoff);
+        l.backing_off = true;
+        *l.backoff_ts = Timespec::from(l.backoff);
         l.backoff = (l.backoff * 2).min(ACCEPT_BACKOFF_MAX);
-        let entry = opcode::Timeout::new(&l.backoff_ts as *const Timespec)
+        let entry = opcode::Timeout::new(&*l.backoff_ts as *const Timespec)
             .build()
             .user_data(Token::new(Op::AcceptBackoff, i as u32).encode());
         self.push(entry);
@@ -407,29 +553,28 @@ impl Worker {
             .is_none_or(|t| self.now_ms.saturating_sub(t) >= 1000);
         if due {
             self.emfile_logged_ms = Some(self.now_ms);
-            eprintln!(
-                "ringlb: worker {}: {what}; backing off ({} connections open here)",
-                self.id, self.live
+            event!(
+                "worker {}: {what}; backing off ({} connections open here)",
+                self.id,
+                self.live
             );
         }
     }
 
-    /// Takes an accepted client socket: starts it, or holds it while a limit is reached.
+    /// Takes an accepted client socket, with its fds already reserved: starts it, or
+    /// holds it while a connection limit is reached.
     fn admit(&mut self, fd: RawFd, listener: usize) {
         if self.stopping {
-            sys::close(fd);
+            self.close_unstarted(fd);
             return;
         }
         let tables = self.current_tables();
         let Some(frontend) = tables.frontend_of(self.listeners[listener].addr) else {
             // The bind was removed by a reload while this connection was being accepted.
-            sys::close(fd);
+            self.close_unstarted(fd);
             return;
         };
-        if !self.held.is_empty()
-            || self.free.is_empty()
-            || !self.shared.try_acquire(&tables.frontends[frontend])
-        {
+        if !self.held.is_empty() || !self.shared.try_acquire(&tables.frontends[frontend]) {
             // HAProxy's maxconn semantics: stop accepting; what arrives meanwhile waits in
             // the kernel's accept queue.
             tables.frontends[frontend]
@@ -441,11 +586,17 @@ impl Worker {
             self.held.push_back((fd, listener));
             if !self.listeners[listener].paused {
                 self.listeners[listener].paused = true;
-                self.cancel_accept(listener);
+                self.cancel_accepts(listener);
             }
             return;
         }
         self.start_conn(fd, tables, frontend);
+    }
+
+    /// Closes an accepted socket that never became a connection, and frees its fds.
+    fn close_unstarted(&mut self, fd: RawFd) {
+        sys::close(fd);
+        self.shared.fds.release(CONN_FDS);
     }
 
     /// Starts held connections while limits allow, then resumes paused listeners.
@@ -454,10 +605,10 @@ impl Worker {
             let tables = self.current_tables();
             let Some(frontend) = tables.frontend_of(self.listeners[listener].addr) else {
                 self.held.pop_front();
-                sys::close(fd);
+                self.close_unstarted(fd);
                 continue;
             };
-            if self.free.is_empty() || !self.shared.try_acquire(&tables.frontends[frontend]) {
+            if !self.shared.try_acquire(&tables.frontends[frontend]) {
                 return;
             }
             self.held.pop_front();
@@ -466,9 +617,7 @@ impl Worker {
         for i in 0..self.listeners.len() {
             if self.listeners[i].paused {
                 self.listeners[i].paused = false;
-                if !self.stopping {
-                    self.arm_accept(i);
-                }
+                self.fill_accepts(i);
             }
         }
     }
@@ -501,7 +650,7 @@ impl Worker {
                             continue;
                         }
                         self.listeners.push(Listener::new(spec));
-                        self.arm_accept(self.listeners.len() - 1);
+                        self.fill_accepts(self.listeners.len() - 1);
                     }
                 }
                 Command::RemoveListeners(addrs) => self.remove_listeners(&addrs),
@@ -519,10 +668,10 @@ impl Worker {
             .filter(|&i| self.listeners[i].fd.is_some() && addrs.contains(&self.listeners[i].addr))
             .collect();
         for &i in &gone {
-            self.cancel_accept(i);
+            self.cancel_accepts(i);
         }
         // The cancels must reach the kernel while the sockets are still open.
-        let _ = self.ring.submit();
+        self.submit_now();
         for &i in &gone {
             self.listeners[i].fd = None;
             self.listeners[i].paused = false;
@@ -536,16 +685,36 @@ impl Worker {
         }
         self.stopping = true;
         for i in 0..self.listeners.len() {
-            self.cancel_accept(i);
+            self.cancel_accepts(i);
         }
         // The cancels must reach the kernel while the listeners are still open.
-        let _ = self.ring.submit();
+        self.submit_now();
         for l in &mut self.listeners {
             l.fd = None;
         }
-        while let Some((fd, listener)) = self.held.pop_front() {
-            let _ = listener;
-            sys::close(fd);
+        while let Some((fd, _)) = self.held.pop_front() {
+            self.close_unstarted(fd);
+        }
+    }
+
+    /// Submits what is queued now (cancels that must reach the kernel before their fd
+    /// closes).
+    fn submit_now(&mut self) {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    for cqe in self.ring.completion() {
+                        self.stashed
+                            .push((cqe.user_data(), cqe.result(), cqe.flags()));
+                    }
+                }
+                Err(e) => {
+                    self.failed = Some(format!("io_uring submit failed: {e}"));
+                    return;
+                }
+            }
         }
     }
 
@@ -558,11 +727,15 @@ impl Worker {
 
     fn on_tick(&mut self) {
         self.arm_tick();
-        self.flush_log();
+        self.log.flush();
         self.expire_idle();
         self.expire_drained();
         if !self.held.is_empty() || self.listeners.iter().any(|l| l.paused) {
             self.resume_held();
+        }
+        // Fds freed by other workers: arm the accepts that could not be armed.
+        if self.fd_starved {
+            self.refill_accepts();
         }
         // A direction starved of copy buffers retries here too, in case none come back.
         self.serve_buf_waiters();
@@ -593,17 +766,29 @@ impl Worker {
         self.snapshot.clone()
     }
 
-    fn flush_log(&mut self) {
-        if self.log.is_empty() {
-            return;
-        }
-        let _ = io::stderr().lock().write_all(self.log.as_bytes());
-        self.log.clear();
-    }
-
     fn log_line(&mut self, args: std::fmt::Arguments<'_>) {
-        let _ = self.log.write_fmt(args);
-        self.log.push('\n');
+        self.log.line(args);
+    }
+}
+
+impl Drop for Worker {
+    /// A worker that ends with connections open (its ring failed, or it panicked) closes
+    /// them and gives back what they hold, so nothing leaks and the shared counts stay
+    /// true. After a normal stop there is nothing left to do here.
+    fn drop(&mut self) {
+        for slot in 0..self.slots.len() {
+            if let Some(conn) = self.slots[slot].conn.take() {
+                self.forget(conn);
+            }
+        }
+        while let Some((fd, _)) = self.held.pop_front() {
+            self.close_unstarted(fd);
+        }
+        self.shared
+            .fds
+            .release(CONN_FDS * self.slots_reserved as u32);
+        self.slots_reserved = 0;
+        self.log.flush();
     }
 }
 
@@ -630,7 +815,7 @@ fn pin_to_cpu(cpu: usize) {
     let mut set = CpuSet::new();
     if set.set(cpu).is_ok() {
         if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
-            eprintln!("ringlb: cannot pin worker to CPU {cpu}: {e}");
+            event!("cannot pin worker to CPU {cpu}: {e}");
         }
     }
 }

@@ -325,6 +325,19 @@ pub struct Ringlb {
     log_path: PathBuf,
     config_path: PathBuf,
     binds: Vec<SocketAddr>,
+    /// The pipe stderr goes to, when launched so.
+    stderr: Option<std::process::ChildStderr>,
+}
+
+/// How to start ringlb, beyond its config.
+#[derive(Default)]
+pub struct Launch<'a> {
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+    /// Soft and hard RLIMIT_NOFILE of the process.
+    pub nofile: Option<u64>,
+    /// stderr to a pipe that nobody reads (see `take_stderr`), instead of the log file.
+    pub stderr_pipe: bool,
 }
 
 impl Ringlb {
@@ -335,21 +348,52 @@ impl Ringlb {
     }
 
     pub fn start_with_args(config: &str, extra_args: &[&str]) -> Ringlb {
+        Ringlb::launch(
+            config,
+            &Launch {
+                args: extra_args,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Starts ringlb as `opts` says (arguments, an fd limit, stderr a pipe nobody reads).
+    pub fn launch(config: &str, opts: &Launch<'_>) -> Ringlb {
         let binds = bind_addrs(config);
         let dir = temp_dir("run");
         let config_path = dir.join("ringlb.json");
         let log_path = dir.join("stderr.log");
         fs::write(&config_path, config).expect("write config");
-        let log = fs::File::create(&log_path).expect("create log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ringlb"))
-            .arg("-c")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringlb"));
+        cmd.arg("-c")
             .arg(&config_path)
-            .args(extra_args)
+            .args(opts.args)
+            .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn ringlb");
+            .stdout(Stdio::null());
+        if opts.stderr_pipe {
+            cmd.stderr(Stdio::piped());
+        } else {
+            cmd.stderr(fs::File::create(&log_path).expect("create log file"));
+        }
+        if let Some(limit) = opts.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn ringlb");
+        let stderr = child.stderr.take();
         let mut lb = Ringlb {
             child,
             exited: None,
@@ -357,9 +401,15 @@ impl Ringlb {
             log_path,
             config_path,
             binds,
+            stderr,
         };
         lb.wait_ready();
         lb
+    }
+
+    /// The read end of stderr when launched with `stderr_pipe` (nobody reads it until then).
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.stderr.take()
     }
 
     /// Waits until the kernel has a listening socket on every frontend port, i.e. until a
@@ -1289,4 +1339,30 @@ impl Backend {
             }
         })
     }
+}
+
+/// Sends `msg` and reads it back from an echo path within `timeout`; false if it did not
+/// come back whole in time (or the connection failed).
+pub fn echoes(stream: &mut TcpStream, msg: &[u8], timeout: Duration) -> bool {
+    let _ = stream.set_read_timeout(Some(timeout));
+    if stream.write_all(msg).is_err() {
+        return false;
+    }
+    let mut got = vec![0u8; msg.len()];
+    stream.read_exact(&mut got).is_ok() && got == msg
+}
+
+/// A plain HTTP/1.0 GET of `path` on `addr` (`Host` is the address); the whole answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    set_timeouts(&s, IO_TIMEOUT);
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    let raw = read_to_eof(&mut s, 16 << 20)?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// The value of an unlabelled sample `name` in an OpenMetrics text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

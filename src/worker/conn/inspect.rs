@@ -50,7 +50,7 @@ impl Worker {
         conn.inspect = Some(Inspecting {
             proxy,
             hello,
-            until: self.now_ms + table.settings.timeout.as_millis() as u64,
+            until: super::deadline(self.now_ms, table.settings.timeout),
             expired: false,
         });
         self.inspect_recv(slot, conn);

@@ -1,0 +1,70 @@
+//! Test-only fault switches, compiled only with the `test-hooks` feature (never in a
+//! release build), armed by `RINGLB_TEST_FAULTS=1` in the environment:
+//!
+//! - SIGUSR2 toggles a stall of every worker (each sleeps in its loop until the next
+//!   SIGUSR2), so the lab tests can show that a hung balancer loses the VIP;
+//! - SIGRTMIN+1 makes worker 0 panic at its next loop turn (a worker fault);
+//! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::logging::event;
+
+static STALLED: AtomicBool = AtomicBool::new(false);
+static PANIC_WORKER: AtomicBool = AtomicBool::new(false);
+static PANIC_HEALTH: AtomicBool = AtomicBool::new(false);
+
+pub const ENV: &str = "RINGLB_TEST_FAULTS";
+
+/// Installs the handlers when the environment asks for it.
+pub fn install_if_enabled() {
+    if std::env::var_os(ENV).is_none_or(|v| v != "1") {
+        return;
+    }
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 3] = [
+        (libc::SIGUSR2, toggle_stall),
+        (libc::SIGRTMIN() + 1, panic_worker),
+        (libc::SIGRTMIN() + 2, panic_health),
+    ];
+    for (signal, handler) in handlers {
+        // SAFETY: each handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(signal, handler as libc::sighandler_t);
+        }
+    }
+    event!(
+        "{ENV}=1: test fault switches: SIGUSR2 stalls and resumes every worker, SIGRTMIN+1 \
+         panics worker 0, SIGRTMIN+2 panics the health thread"
+    );
+}
+
+extern "C" fn toggle_stall(_: libc::c_int) {
+    STALLED.fetch_xor(true, Ordering::Relaxed);
+}
+
+extern "C" fn panic_worker(_: libc::c_int) {
+    PANIC_WORKER.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn panic_health(_: libc::c_int) {
+    PANIC_HEALTH.store(true, Ordering::Relaxed);
+}
+
+/// Called by each worker once per loop turn: sleeps while the stall switch is on, and
+/// panics worker 0 when asked to.
+pub fn worker_turn(id: usize) {
+    while STALLED.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if id == 0 && PANIC_WORKER.swap(false, Ordering::Relaxed) {
+        panic!("test fault switch: worker 0 panics");
+    }
+}
+
+/// Called by the health thread once per loop turn.
+pub fn health_turn() {
+    if PANIC_HEALTH.swap(false, Ordering::Relaxed) {
+        panic!("test fault switch: the health thread panics");
+    }
+}

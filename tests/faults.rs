@@ -1,0 +1,104 @@
+//! Faults in threads (test builds with the `test-hooks` feature only): a helper thread
+//! that panics is restarted and forwarding never notices; a worker that panics closes its
+//! connections and the process stops with a non-zero status and a clear log line, so that
+//! the service manager restarts it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+/// Sends SIGRTMIN+n (the fault switches sit on real-time signals, which nix cannot name).
+fn send_rt(lb: &Ringlb, n: i32) {
+    // SAFETY: kill(2) with a pid we started and a valid signal number.
+    let rc = unsafe { libc::kill(lb.pid() as i32, libc::SIGRTMIN() + n) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_health_thread_fault_is_restarted_and_forwarding_goes_on() {
+    let echo = Backend::echo();
+    let mut web = WebServer::start("web1");
+    let port = free_port();
+    let stats = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = format!(
+        r#"{{ "workers": 2, "stats": {{ "bind": "{stats}" }},
+  "frontends": [ {{ "name": "fe", "bind": ["127.0.0.1:{port}"], "backend": "be", "log": true }} ],
+  "backends": [ {{ "name": "be",
+     "health_check": {{ "type": "tcp", "interval": "100ms", "rise": 1, "fall": 1, "timeout": "1s" }},
+     "servers": [ {{ "name": "echo", "addr": "{}" }}, {{ "name": "web1", "addr": "{}" }} ] }} ] }}"#,
+        echo.addr(),
+        web.addr()
+    );
+    let lb = Ringlb::launch(
+        &config,
+        &Launch {
+            env: &[("RINGLB_TEST_FAULTS", "1")],
+            ..Launch::default()
+        },
+    );
+    let mut before = connect(frontend(port));
+    send_rt(&lb, 2);
+    lb.wait_for_line(Duration::from_secs(5), |l| {
+        l.contains("health thread fault #1: restarting it")
+    })
+    .unwrap_or_else(|| panic!("no restart logged; log:\n{}", lb.log()));
+    assert!(
+        lb.log().contains("thread ringlb-health panicked at"),
+        "the panic itself is not logged; log:\n{}",
+        lb.log()
+    );
+
+    // Forwarding never stopped, and the restarted checker still sees a server go down.
+    let _ = echoes(&mut before, b"x", Duration::from_secs(2));
+    web.stop();
+    lb.wait_for_line(Duration::from_secs(5), |l| {
+        l.contains("server be/web1 is DOWN")
+    })
+    .unwrap_or_else(|| panic!("the restarted checker saw nothing; log:\n{}", lb.log()));
+    for _ in 0..20 {
+        let mut c = connect(frontend(port));
+        assert!(echoes(&mut c, b"after the fault", Duration::from_secs(2)));
+    }
+    let metrics = http_get(stats, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("ringlb_thread_faults_total{thread=\"health\"} 1"),
+        "fault not counted:\n{metrics}"
+    );
+}
+
+#[test]
+fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let mut lb = Ringlb::launch(
+        &config(
+            2,
+            port,
+            "",
+            r#", "timeouts": { "client": "5s", "server": "5s" }"#,
+            &servers(&[echo.addr()]),
+        )
+        .replace("\"workers\": 2,", "\"workers\": 2, \"grace\": \"1s\","),
+        &Launch {
+            env: &[("RINGLB_TEST_FAULTS", "1")],
+            ..Launch::default()
+        },
+    );
+    let mut c = connect(frontend(port));
+    assert!(echoes(&mut c, b"before", Duration::from_secs(2)));
+    send_rt(&lb, 1);
+    let status = lb
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after a worker fault; log:\n{}", lb.log()));
+    assert_eq!(status.code(), Some(1), "log:\n{}", lb.log());
+    let log = lb.log();
+    assert!(
+        log.contains("thread ringlb-w0 panicked at")
+            && log.contains("worker 0 failed: panicked: test fault switch")
+            && log.contains("stopping (exit status 1)"),
+        "log:\n{log}"
+    );
+}
