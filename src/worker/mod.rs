@@ -5,6 +5,9 @@
 
 mod bufring;
 mod conn;
+mod conns;
+mod link;
+mod log_line;
 mod pipes;
 mod token;
 
@@ -26,7 +29,7 @@ use crate::logging::{self, event, ConnLog};
 use crate::sys;
 use crate::table::{FrontendTable, SharedTables, Tables};
 use bufring::BufRing;
-use conn::Conn;
+use conns::Slot;
 use pipes::PipePool;
 use token::{Op, Token};
 
@@ -219,11 +222,6 @@ impl Listener {
     }
 }
 
-struct Slot {
-    gen: u16,
-    conn: Option<Box<Conn>>,
-}
-
 pub struct Worker {
     // Dropped first: the kernel releases the buffer ring registration with the ring.
     ring: IoUring,
@@ -260,8 +258,12 @@ pub struct Worker {
     shared: Arc<Shared>,
     tick_ts: Timespec,
     stopping: bool,
-    /// Coarse clock, milliseconds since `shared.epoch`, read once per loop turn.
+    /// The clock, read once per loop turn: time since `shared.epoch`.
+    now: Duration,
+    /// The same in milliseconds (heartbeats, rate-limited log lines).
     now_ms: u64,
+    /// A connection gave a copy buffer back: directions waiting for one may go on.
+    bufs_returned: bool,
     /// Connections accepted so far, for unique ids.
     seq: u64,
     /// Start time (Unix seconds), the first part of unique ids.
@@ -309,7 +311,9 @@ impl Worker {
             shared: spec.shared,
             tick_ts: Timespec::from(TICK),
             stopping: false,
+            now: Duration::ZERO,
             now_ms: 0,
+            bufs_returned: false,
             seq: 0,
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -324,7 +328,10 @@ impl Worker {
         w.restagger();
         // Slots are made up front so a connection's index never moves; lowest first.
         w.slots = (0..spec.max_conns)
-            .map(|_| Slot { gen: 0, conn: None })
+            .map(|_| Slot {
+                gen: 0,
+                entry: None,
+            })
             .collect();
         w.free = (0..spec.max_conns as u32).rev().collect();
         if let Some(cpu) = spec.cpu {
@@ -388,7 +395,8 @@ impl Worker {
     }
 
     fn update_clock(&mut self) {
-        self.now_ms = self.shared.epoch.elapsed().as_millis() as u64;
+        self.now = self.shared.epoch.elapsed();
+        self.now_ms = u64::try_from(self.now.as_millis()).unwrap_or(u64::MAX);
         self.shared.heartbeats[self.id].store(self.now_ms, Ordering::Relaxed);
     }
 
@@ -728,7 +736,7 @@ impl Worker {
     fn on_tick(&mut self) {
         self.arm_tick();
         self.log.flush();
-        self.expire_idle();
+        self.sweep();
         self.expire_drained();
         if !self.held.is_empty() || self.listeners.iter().any(|l| l.paused) {
             self.resume_held();
@@ -765,10 +773,6 @@ impl Worker {
         }
         self.snapshot.clone()
     }
-
-    fn log_line(&mut self, args: std::fmt::Arguments<'_>) {
-        self.log.line(args);
-    }
 }
 
 impl Drop for Worker {
@@ -777,8 +781,8 @@ impl Drop for Worker {
     /// true. After a normal stop there is nothing left to do here.
     fn drop(&mut self) {
         for slot in 0..self.slots.len() {
-            if let Some(conn) = self.slots[slot].conn.take() {
-                self.forget(conn);
+            if let Some(entry) = self.slots[slot].entry.take() {
+                self.forget(entry);
             }
         }
         while let Some((fd, _)) = self.held.pop_front() {
