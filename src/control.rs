@@ -95,7 +95,11 @@ pub fn spawn_checker(
             reg.publish();
             // Logged once the new state is what workers see, not before.
             for change in changes.iter().filter(|c| c.generation == reg.generation()) {
-                event!("{}", change.reason);
+                if change.up {
+                    event!(notice: "{}", change.reason);
+                } else {
+                    event!(warning: "{}", change.reason);
+                }
             }
         }),
     )
@@ -131,14 +135,14 @@ impl Control {
         };
         let code = match stop {
             Stop::Signal(sig) => {
-                event!(
+                event!(notice:
                     "{sig}: stopping; established connections get {:?}",
                     self.grace()
                 );
                 ExitCode::SUCCESS
             }
             Stop::WorkerFailed(id, why) => {
-                event!(
+                event!(error:
                     "worker {id} failed: {why}; stopping (exit status 1) so that ringlb is \
                      restarted; established connections on the other workers get {:?}",
                     self.grace()
@@ -146,7 +150,7 @@ impl Control {
                 ExitCode::from(1)
             }
             Stop::AllExited => {
-                event!("every worker exited");
+                event!(error: "every worker exited");
                 return ExitCode::from(1);
             }
             Stop::SignalsGone => return ExitCode::from(1),
@@ -162,12 +166,12 @@ impl Control {
                 recv(exits) -> exit => {
                     running -= 1;
                     if let Ok((id, WorkerExit::Failed(why))) = exit {
-                        event!("worker {id} failed while stopping: {why}");
+                        event!(error: "worker {id} failed while stopping: {why}");
                     }
                 },
                 recv(signals) -> sig => {
                     if !matches!(sig, Ok(Signal::SIGHUP)) {
-                        event!("second signal: exiting now");
+                        event!(notice: "second signal: exiting now");
                         logging::shutdown(Duration::from_millis(500));
                         std::process::exit(0);
                     }
@@ -175,14 +179,14 @@ impl Control {
                 recv(deadline) -> _ => {
                     if !aborted {
                         aborted = true;
-                        event!("grace period over; closing remaining connections");
+                        event!(notice: "grace period over; closing remaining connections");
                         self.broadcast(|| Command::Abort);
                     }
                 }
             }
         }
         self.checker.stop();
-        event!("stopped");
+        event!(notice: "stopped");
         code
     }
 
@@ -230,20 +234,20 @@ impl Control {
             Ok(c) => c,
             Err(e) => {
                 self.failed_reloads += 1;
-                logging::raw(format!("{e}\n"));
-                event!("reload #{n} failed: configuration invalid; still serving the previous one");
+                logging::write_text(logging::Level::Error, &e.to_string());
+                event!(error: "reload #{n} failed: configuration invalid; still serving the previous one");
                 self.record_reload(false, format!("configuration invalid: {e}"));
                 return;
             }
         };
         match self.apply(new) {
             Ok(summary) => {
-                event!("reload #{n} ok: {summary}");
+                event!(notice: "reload #{n} ok: {summary}");
                 self.record_reload(true, summary);
             }
             Err(e) => {
                 self.failed_reloads += 1;
-                event!("reload #{n} failed: {e}; still serving the previous configuration");
+                event!(error: "reload #{n} failed: {e}; still serving the previous configuration");
                 self.record_reload(false, e);
             }
         }
@@ -283,6 +287,13 @@ impl Control {
             }
         }
 
+        let log_target = new.log.clone();
+        let log_changed = lock(&self.registry).config().log != log_target;
+        if log_changed {
+            // Opened first: a target that cannot be opened fails the reload, whole.
+            logging::reconfigure(&log_target)
+                .map_err(|e| format!("cannot open the log ({log_target}): {e}"))?;
+        }
         let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
         let vrrp_instances = new.vrrp.instances.clone();
         let (mut outcome, targets, carried, generation) = {
@@ -316,7 +327,7 @@ impl Control {
             None => {}
         }
         for what in &outcome.needs_restart {
-            event!("reload: {what} changed; this needs a restart and is not applied");
+            event!(warning: "reload: {what} changed; this needs a restart and is not applied");
         }
         Ok(outcome.summary)
     }

@@ -66,7 +66,7 @@ pub fn install_panic_hook() {
         let location = info
             .location()
             .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
-        event!(
+        event!(error:
             "thread {name} panicked{location}: {}",
             message(info.payload())
         );
@@ -93,7 +93,7 @@ pub fn supervise_with<S>(helper: Helper, state: &mut S, body: fn(&mut S), recove
                 if started.elapsed() >= Duration::from_secs(60) {
                     backoff = RESTART_MIN;
                 }
-                event!(
+                event!(error:
                     "{} thread fault #{n}: restarting it in {backoff:?}; forwarding goes on",
                     helper.name()
                 );
@@ -112,7 +112,7 @@ pub fn catch<T>(helper: Helper, f: impl FnOnce() -> T) -> Option<T> {
         Ok(v) => Some(v),
         Err(_) => {
             let n = FAULTS[helper as usize].fetch_add(1, Ordering::Relaxed) + 1;
-            event!(
+            event!(error:
                 "{} thread fault #{n}: going on; forwarding is not affected",
                 helper.name()
             );

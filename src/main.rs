@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     let code = match run(cli.config, config, cli.workers.map(usize::from)) {
         Ok(code) => code,
         Err(e) => {
-            event!("{e}");
+            event!(error: "{e}");
             ExitCode::from(1)
         }
     };
@@ -106,7 +106,8 @@ fn run(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    logging::start().map_err(|e| format!("cannot start the log thread: {e}"))?;
+    logging::start(&config.log)
+        .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
     #[cfg(feature = "test-hooks")]
     test_hooks::install_if_enabled();
 
@@ -145,7 +146,7 @@ fn run(
     let (targets, wait) = control::health_targets(&control::lock(&registry));
     let checker = control::spawn_checker(&registry, targets)?;
     if !checker.wait_first_round(wait + Duration::from_millis(500)) {
-        event!("first health checks still running; starting anyway");
+        event!(warning: "first health checks still running; starting anyway");
     }
     let shared = Arc::new(Shared {
         conns: AtomicU32::new(0),
@@ -153,6 +154,7 @@ fn run(
         fds: FdBudget::new(fd_conns.saturating_mul(worker::CONN_FDS), binds * workers),
         heartbeats: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
+        wall_epoch: logging::Rfc3339::now().0,
         passive: checker.reporter(),
     });
 

@@ -7,6 +7,7 @@
 
 mod health;
 mod inspect;
+mod log;
 mod span;
 mod stats;
 mod values;
@@ -44,6 +45,8 @@ pub struct Config {
     pub vrrp: Vrrp,
     /// The stats page's listener, when configured.
     pub stats: Option<Stats>,
+    /// Where the log goes and its format.
+    pub log: crate::logging::Target,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +234,7 @@ struct RawConfig {
     backends: Vec<RawBackend>,
     vrrp: Option<self::vrrp::RawVrrp>,
     stats: Option<stats::RawStats>,
+    log: Option<log::RawLog>,
 }
 
 #[derive(Deserialize)]
@@ -426,6 +430,10 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
     let stats = raw.stats.as_ref().map(|s| stats::validate(s, &mut p));
+    let log = raw
+        .log
+        .as_ref()
+        .map_or(crate::logging::Target::STDERR, |l| log::validate(l, &mut p));
 
     if !p.errors.is_empty() {
         // Report problems in document order, whatever order the checks ran in.
@@ -442,6 +450,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         backends,
         vrrp,
         stats,
+        log,
     })
 }
 

@@ -162,7 +162,7 @@ impl Vrrp {
         if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
             let _ = thread.join();
         } else {
-            event!("vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
+            event!(error: "vrrp: the VRRP thread did not stop in {STOP_TIMEOUT:?}");
         }
     }
 }
@@ -232,7 +232,7 @@ impl Runner {
             let readable = match self.wait(now) {
                 Ok(r) => r,
                 Err(e) => {
-                    event!("vrrp: poll failed: {e}");
+                    event!(error: "vrrp: poll failed: {e}");
                     thread::sleep(Duration::from_millis(10));
                     continue;
                 }
@@ -362,7 +362,7 @@ impl Runner {
             .retain_mut(|(what, child)| match child.try_wait() {
                 Ok(Some(status)) => {
                     if !status.success() {
-                        event!("vrrp: notify {what} exited with {status}");
+                        event!(warning: "vrrp: notify {what} exited with {status}");
                     }
                     false
                 }

@@ -407,7 +407,7 @@ impl Router {
                 }
             }
             Event::PriorityChanged { from, to } => {
-                event!("vrrp {name}: priority {from} -> {to}");
+                event!(notice: "vrrp {name}: priority {from} -> {to}");
             }
         }
     }
@@ -415,7 +415,7 @@ impl Router {
     /// Logs `FROM -> TO (cause)` and runs the notify command.
     fn transition(&mut self, to: State, cause: Cause, io: &mut Io) {
         let why = self.track_cause.take().unwrap_or_else(|| describe(cause));
-        event!(
+        event!(notice:
             "vrrp {}: {} -> {} ({why})",
             self.cfg.name,
             state_name(self.state),
@@ -465,7 +465,7 @@ impl RateLimited {
             0 => String::new(),
             n => format!(" (and {n} more since the last such line)"),
         };
-        event!("vrrp {instance}: {what}{more}");
+        event!(warning: "vrrp {instance}: {what}{more}");
         self.last = Some(StdInstant::now());
         self.held_back = 0;
     }

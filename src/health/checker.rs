@@ -278,7 +278,7 @@ impl Engine {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
-                    event!("health checker: poll failed: {e}");
+                    event!(error: "health checker: poll failed: {e}");
                     thread::sleep(Duration::from_millis(10));
                 }
                 continue;

@@ -50,7 +50,7 @@ pub fn handle(content_type: &str, body: &[u8], who: &str, sources: &Sources) -> 
                 .weight
                 .map_or_else(String::new, |w| format!(", weight {w}"));
             event!(
-                "admin {who}: {}/{} set to {}{weight_note}",
+                notice: "admin {who}: {}/{} set to {}{weight_note}",
                 action.backend,
                 action.server,
                 state.as_str()

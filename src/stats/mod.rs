@@ -149,7 +149,7 @@ impl StatsThread {
                         .last_error
                         .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
                     {
-                        event!("stats: {e}");
+                        event!(warning: "stats: {e}");
                         self.last_error = Some(Instant::now());
                     }
                     thread::sleep(Duration::from_millis(100));

@@ -80,7 +80,13 @@ impl Worker {
 
     /// A new client connection of `frontend` in `tables`, already counted against its
     /// `maxconn`s, with its fds reserved.
-    pub(super) fn start_conn(&mut self, fd: RawFd, tables: Arc<Tables>, frontend: usize) {
+    pub(super) fn start_conn(
+        &mut self,
+        fd: RawFd,
+        bind: std::net::SocketAddr,
+        tables: Arc<Tables>,
+        frontend: usize,
+    ) {
         let Some(slot) = self.free.pop() else {
             // Accepts reserve a slot before they are armed; keep the invariant visible.
             self.shared.release(&tables.frontends[frontend]);
@@ -112,6 +118,7 @@ impl Worker {
         );
         let link = Link {
             client: fd,
+            bind,
             server: -1,
             tables,
             frontend,
@@ -252,16 +259,24 @@ impl Worker {
             client: link.client_addr(),
             via: link.proxied.and(link.peer),
             frontend: &f.name,
+            bind: link.bind,
             backend: conn.routed().then_some(backend.name.as_str()),
             server: match (link.server_idx, conn.connect_time()) {
                 (Some(i), Some(_)) => Some(backend.servers[i].name.as_str()),
                 _ => None,
             },
+            server_addr: link
+                .server_idx
+                .filter(|_| conn.routed())
+                .map(|i| backend.servers[i].addr),
             connect: conn.connect_time(),
+            queue: conn.queue_time(),
             duration: self.now.saturating_sub(conn.accepted()),
             bytes_in: conn.bytes(Dir::Up),
             bytes_out: conn.bytes(Dir::Down),
+            retries: conn.attempts().saturating_sub(1),
             end: conn.end().unwrap_or(super::conn::End::Shutdown),
+            term: conn.termination(),
             sni: f
                 .inspect
                 .as_ref()
@@ -270,7 +285,8 @@ impl Worker {
             id: link.id.as_deref(),
             reason: conn.reason(),
         };
-        self.log.line(format_args!("{line}"));
+        let ts = crate::logging::Rfc3339(self.shared.wall_epoch + self.now);
+        self.log.record(ts, &line);
     }
 
     /// Ends connections whose deadline passed (idle timeouts, inspection).

@@ -28,6 +28,8 @@ const EARLY_READ: usize = 16 * 1024;
 
 pub(super) struct Link {
     pub client: RawFd,
+    /// The listener's address: what the client connected to.
+    pub bind: SocketAddr,
     /// -1 while no server socket is open.
     pub server: RawFd,
     pub tables: Arc<Tables>,

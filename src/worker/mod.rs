@@ -76,6 +76,8 @@ pub struct Shared {
     /// Per worker: milliseconds since `epoch` at its last loop turn.
     pub heartbeats: Vec<AtomicU64>,
     pub epoch: Instant,
+    /// Unix time at `epoch`, for log timestamps.
+    pub wall_epoch: Duration,
     /// Where failed connects go for passive health marking.
     pub passive: PassiveReporter,
 }
@@ -533,7 +535,7 @@ impl Worker {
                 }
             }
             _ => {
-                event!(
+                event!(warning:
                     "worker {}: accept on {}: {}",
                     self.id,
                     self.listeners[i].addr,
@@ -561,7 +563,7 @@ impl Worker {
             .is_none_or(|t| self.now_ms.saturating_sub(t) >= 1000);
         if due {
             self.emfile_logged_ms = Some(self.now_ms);
-            event!(
+            event!(warning:
                 "worker {}: {what}; backing off ({} connections open here)",
                 self.id,
                 self.live
@@ -598,7 +600,7 @@ impl Worker {
             }
             return;
         }
-        self.start_conn(fd, tables, frontend);
+        self.start_conn(fd, self.listeners[listener].addr, tables, frontend);
     }
 
     /// Closes an accepted socket that never became a connection, and frees its fds.
@@ -620,7 +622,7 @@ impl Worker {
                 return;
             }
             self.held.pop_front();
-            self.start_conn(fd, tables, frontend);
+            self.start_conn(fd, self.listeners[listener].addr, tables, frontend);
         }
         for i in 0..self.listeners.len() {
             if self.listeners[i].paused {
@@ -819,7 +821,7 @@ fn pin_to_cpu(cpu: usize) {
     let mut set = CpuSet::new();
     if set.set(cpu).is_ok() {
         if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
-            event!("cannot pin worker to CPU {cpu}: {e}");
+            event!(warning: "cannot pin worker to CPU {cpu}: {e}");
         }
     }
 }

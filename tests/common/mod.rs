@@ -452,8 +452,19 @@ impl Ringlb {
         &self.config_path
     }
 
-    /// Everything the process wrote to stderr so far.
+    /// Everything the process wrote to stderr so far, each line without its timestamp
+    /// and event lines without their level (`ringlb: ...`, `conn ...`): what the tests
+    /// look for. `raw_log` has the lines as written.
     pub fn log(&self) -> String {
+        let mut out = String::new();
+        for line in self.raw_log().lines() {
+            out.push_str(untimed(line));
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn raw_log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
@@ -536,6 +547,22 @@ impl Drop for Ringlb {
     }
 }
 
+/// A text log line without its RFC 3339 timestamp, and without the level of an event line.
+pub fn untimed(line: &str) -> &str {
+    let rest = match line.split_once(' ') {
+        Some((ts, rest)) if ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T' => {
+            rest
+        }
+        _ => return line,
+    };
+    for level in ["info ", "notice ", "warning ", "error "] {
+        if let Some(event) = rest.strip_prefix(level) {
+            return event;
+        }
+    }
+    rest
+}
+
 /// Ports of all TCP sockets in LISTEN state on this host (IPv4 and IPv6).
 fn listening_ports() -> Vec<u16> {
     const LISTEN: &str = "0A";
@@ -600,7 +627,7 @@ pub struct ConnLine {
 
 impl ConnLine {
     pub fn parse(line: &str) -> Option<ConnLine> {
-        let rest = line.strip_prefix("conn ")?;
+        let rest = untimed(line).strip_prefix("conn ")?;
         let fields = rest
             .split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -1282,7 +1309,8 @@ impl LogCursor {
         };
         let complete: Vec<u8> = self.pending.drain(..=end).collect();
         let text = String::from_utf8_lossy(&complete);
-        self.unread.extend(text.lines().map(str::to_owned));
+        self.unread
+            .extend(text.lines().map(|l| untimed(l).to_owned()));
     }
 }
 

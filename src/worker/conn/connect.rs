@@ -15,6 +15,9 @@ impl Conn {
             self.in_queue = false;
             io.dequeue();
         }
+        if self.phase == Phase::Queued {
+            self.queue_time = now.saturating_sub(self.queued_since);
+        }
         if self.attempts > self.policy.retries {
             return self.no_server(End::NoServer, io);
         }
@@ -51,6 +54,7 @@ impl Conn {
             _ => {
                 let until = now.saturating_add(self.policy.queue_timeout);
                 self.phase = Phase::Queued;
+                self.queued_since = now;
                 self.queued_until = Some(until);
                 until
             }

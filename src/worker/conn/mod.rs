@@ -335,6 +335,8 @@ pub struct Conn {
     buf_size: u32,
     attempts: u32,
     end: Option<End>,
+    /// The phase the connection was in when `end` was decided.
+    end_phase: Phase,
     /// Why inspection refused the client.
     reason: Option<Box<str>>,
     accepted: Duration,
@@ -342,8 +344,11 @@ pub struct Conn {
     connect_time: Option<Duration>,
     /// When a byte last moved either way (idle timeouts).
     active: Duration,
-    /// Waiting in the queue until then.
+    /// Waiting in the queue since then, until then.
+    queued_since: Duration,
     queued_until: Option<Duration>,
+    /// Time spent in the queue.
+    queue_time: Duration,
     in_queue: bool,
     /// Its server was removed by a reload: it may run until then.
     drain_until: Option<Duration>,
@@ -375,12 +380,15 @@ impl Conn {
             buf_size,
             attempts: 0,
             end: None,
+            end_phase: Phase::Connecting,
             reason: None,
             accepted: now,
             connect_started: now,
             connect_time: None,
             active: now,
+            queued_since: now,
             queued_until: None,
+            queue_time: Duration::ZERO,
             in_queue: false,
             drain_until: None,
             inspect: None,
@@ -451,7 +459,6 @@ impl Conn {
     }
 
     /// Connect attempts made so far.
-    #[cfg(test)]
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
@@ -487,7 +494,37 @@ impl Conn {
     fn set_end(&mut self, end: End) {
         if self.end.is_none_or(|e| e.is_close() && !end.is_close()) {
             self.end = Some(end);
+            self.end_phase = self.phase;
         }
+    }
+
+    /// Time spent waiting in the queue.
+    pub fn queue_time(&self) -> Duration {
+        self.queue_time
+    }
+
+    /// HAProxy's termination state: who or what ended the connection, and in which phase
+    /// (`--` a clean close; `CD` a client reset while forwarding; `SC` no server took it;
+    /// `sQ` the queue timed out; `cR` the PROXY header came too late ...).
+    pub fn termination(&self) -> [u8; 2] {
+        let end = self.end.unwrap_or(End::Shutdown);
+        let cause = match end {
+            End::ClientClose | End::ServerClose => return *b"--",
+            End::ClientReset => b'C',
+            End::ServerReset | End::NoServer => b'S',
+            End::ClientTimeout | End::ProxyTimeout => b'c',
+            End::ServerTimeout | End::QueueTimeout => b's',
+            End::Drained => b'D',
+            End::Shutdown => b'K',
+            End::BadProxy | End::NoRoute => b'P',
+        };
+        let phase = match self.end_phase {
+            Phase::Inspecting => b'R',
+            Phase::Queued => b'Q',
+            Phase::Connecting => b'C',
+            Phase::Forwarding | Phase::Closing => b'D',
+        };
+        [cause, phase]
     }
 
     /// `side` failed (reset, or an error on its socket): the other side gets a reset too.

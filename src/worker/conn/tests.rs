@@ -270,6 +270,7 @@ fn request_and_answer_then_both_fins() {
     assert_eq!(io.take(), [ShutdownWrite(Side::Client)]);
     assert!(c.is_over());
     assert_eq!(c.end(), Some(End::ClientClose));
+    assert_eq!(&c.termination(), b"--");
     assert_eq!((c.bytes(Dir::Up), c.bytes(Dir::Down)), (78, 201));
 }
 
@@ -333,6 +334,7 @@ fn a_refused_connect_retries_another_server_then_gives_up_with_a_reset() {
     );
     assert_eq!(c.attempts(), 3);
     assert_eq!(c.end(), Some(End::NoServer));
+    assert_eq!(&c.termination(), b"SC");
     assert!(c.is_over());
 }
 
@@ -383,6 +385,8 @@ fn full_servers_queue_the_client_until_room_or_the_queue_timeout() {
         ]
     );
     assert_eq!(c.end(), Some(End::QueueTimeout));
+    assert_eq!(&c.termination(), b"sQ");
+    assert_eq!(c.queue_time(), ms(1000));
     assert!(c.is_over());
 }
 
@@ -439,6 +443,7 @@ fn a_reset_outranks_a_clean_close_and_resets_the_other_side() {
         [ShutdownWrite(Side::Server), Reset(Side::Client)]
     );
     assert_eq!(c.end(), Some(End::ServerReset));
+    assert_eq!(&c.termination(), b"SD");
     assert!(c.is_over());
 }
 
@@ -685,6 +690,7 @@ fn a_bad_or_late_proxy_header_refuses_the_client() {
     assert_eq!(c.end(), None);
     c.on_sweep(ms(5000), &mut io);
     assert_eq!(c.end(), Some(End::ProxyTimeout));
+    assert_eq!(&c.termination(), b"cR");
     assert_eq!(
         io.take(),
         [InspectRecv(1024), Refused(Refusal::ProxyError), CancelAll]
