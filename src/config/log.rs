@@ -48,6 +48,16 @@ pub(super) struct RawLog {
     address: Option<String>,
     /// syslog: the facility of every line (default `local0`).
     facility: Option<String>,
+    /// syslog: `rfc5424`, or `rfc3164` (syslog(3)'s local format); default: RFC 3164 on a
+    /// unix socket (what local daemons' socket parsers expect), RFC 5424 over UDP.
+    protocol: Option<RawProtocol>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawProtocol {
+    Rfc5424,
+    Rfc3164,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -128,9 +138,19 @@ pub(super) fn validate(raw: &RawLog, p: &mut Problems<'_>) -> Target {
             Address::Unix(default_address.into())
         }
     };
+    if raw.protocol.is_some() && !matches!(target, RawTarget::Syslog) {
+        p.add(
+            "log.protocol".into(),
+            "only applies to \"target\": \"syslog\"".into(),
+        );
+    }
+    let rfc5424 = match raw.protocol {
+        Some(protocol) => protocol == RawProtocol::Rfc5424,
+        None => matches!(address, Address::Udp(_)),
+    };
     let framing = match target {
         RawTarget::Journald => Framing::Journald,
-        _ => Framing::Syslog { facility },
+        _ => Framing::Syslog { facility, rfc5424 },
     };
     Target {
         style: Style { format, framing },
@@ -162,7 +182,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.log.style.format, Format::Json);
-        assert_eq!(c.log.style.framing, Framing::Syslog { facility: 16 });
+        assert_eq!(
+            c.log.style.framing,
+            Framing::Syslog {
+                facility: 16,
+                rfc5424: false
+            }
+        );
         assert_eq!(c.log.address, Some(Address::Unix("/dev/log".into())));
         let c = parse(
             "x.json",
@@ -171,7 +197,13 @@ mod tests {
             ),
         )
         .unwrap();
-        assert_eq!(c.log.style.framing, Framing::Syslog { facility: 3 });
+        assert_eq!(
+            c.log.style.framing,
+            Framing::Syslog {
+                facility: 3,
+                rfc5424: true
+            }
+        );
         assert_eq!(
             c.log.address,
             Some(Address::Udp("127.0.0.1:514".parse().unwrap()))

@@ -72,7 +72,9 @@ fn pack(style: Style) -> u32 {
     };
     let framing = match style.framing {
         Framing::Stream => 0,
-        Framing::Syslog { facility } => 1 | u32::from(facility) << 8,
+        Framing::Syslog { facility, rfc5424 } => {
+            1 | u32::from(rfc5424) << 4 | u32::from(facility) << 8
+        }
         Framing::Journald => 2,
     };
     format | framing << 4
@@ -87,6 +89,7 @@ fn unpack(v: u32) -> Style {
     let framing = match (v >> 4) & 0xf {
         1 => Framing::Syslog {
             facility: (v >> 12) as u8,
+            rfc5424: (v >> 8) & 1 == 1,
         },
         2 => Framing::Journald,
         _ => Framing::Stream,
@@ -484,7 +487,10 @@ mod tests {
             },
             Style {
                 format: Format::Text,
-                framing: Framing::Syslog { facility: 23 },
+                framing: Framing::Syslog {
+                    facility: 23,
+                    rfc5424: true,
+                },
             },
         ] {
             assert_eq!(unpack(pack(style)), style);

@@ -44,8 +44,10 @@ pub enum Format {
 pub enum Framing {
     /// Lines ending in a newline, one after the other (stderr).
     Stream,
-    /// One RFC 5424 message per datagram, with this facility.
-    Syslog { facility: u8 },
+    /// One syslog message per datagram, with this facility: RFC 5424, or the local
+    /// format of syslog(3) (`<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`, RFC 3164), which local
+    /// daemons' default socket parsers (rsyslog's, journald's /dev/log) expect.
+    Syslog { facility: u8, rfc5424: bool },
     /// One journald native-protocol entry per datagram.
     Journald,
 }
@@ -171,16 +173,32 @@ pub fn encode(style: Style, ts: Rfc3339, line: &(impl Line + ?Sized), out: &mut 
                 Format::Json => writeln!(out, "{}", Json { line, ts }),
             };
         }
-        Framing::Syslog { facility } => {
-            // <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
+        Framing::Syslog { facility, rfc5424 } => {
             let pri = u32::from(facility) * 8 + line.level() as u32;
-            let _ = write!(
-                out,
-                "<{pri}>1 {ts} {} ringlb {} {} - ",
-                hostname(),
-                std::process::id(),
-                line.kind()
-            );
+            // Connection lines and events carry their own tags, so a syslog filter can
+            // keep them apart (RFC 5424 also says it in MSGID).
+            let tag = match line.kind() {
+                "conn" => "ringlb-conn",
+                _ => "ringlb",
+            };
+            if rfc5424 {
+                // <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
+                let _ = write!(
+                    out,
+                    "<{pri}>1 {ts} {} {tag} {} {} - ",
+                    hostname(),
+                    std::process::id(),
+                    line.kind()
+                );
+            } else {
+                // The local daemon stamps seconds; the message keeps our milliseconds.
+                let _ = write!(
+                    out,
+                    "<{pri}>{} {tag}[{}]: {ts} ",
+                    ts.bsd(),
+                    std::process::id()
+                );
+            }
             let _ = match style.format {
                 Format::Text => write!(out, "{}", Text(line)),
                 Format::Json => write!(out, "{}", Json { line, ts }),
@@ -277,7 +295,17 @@ mod tests {
             },
             Style {
                 format: Format::Text,
-                framing: Framing::Syslog { facility: 16 },
+                framing: Framing::Syslog {
+                    facility: 16,
+                    rfc5424: true,
+                },
+            },
+            Style {
+                format: Format::Text,
+                framing: Framing::Syslog {
+                    facility: 3,
+                    rfc5424: false,
+                },
             },
         ];
         styles
@@ -314,6 +342,15 @@ mod tests {
         assert!(
             syslog.ends_with(" event - warning ringlb: server be/s1 is DOWN: \"refused\""),
             "{syslog}"
+        );
+        let local = &out[3].1;
+        let pid = std::process::id();
+        assert_eq!(
+            *local,
+            format!(
+                "<28>Dec  3 08:05:25 ringlb[{pid}]: 2026-12-03T08:05:25.123Z warning ringlb: \
+                 server be/s1 is DOWN: \"refused\""
+            )
         );
         let json: serde_json::Value = serde_json::from_str(out[1].1.trim()).unwrap();
         assert_eq!(json["msg"], "server be/s1 is DOWN: \"refused\"");

@@ -19,6 +19,34 @@ impl Rfc3339 {
     }
 }
 
+/// The same instant as syslog(3) writes it: `Dec  3 08:05:25` (UTC, no year).
+pub struct Bsd(Duration);
+
+impl Rfc3339 {
+    pub fn bsd(self) -> Bsd {
+        Bsd(self.0)
+    }
+}
+
+impl fmt::Display for Bsd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = self.0.as_secs();
+        let rem = secs % 86_400;
+        let (_, mo, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+        write!(
+            f,
+            "{} {d:>2} {:02}:{:02}:{:02}",
+            MONTHS[(mo as usize - 1) % 12],
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
 /// Year, month (1–12) and day (1–31) of the `days`-th day after 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
