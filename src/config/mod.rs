@@ -6,6 +6,7 @@
 //! report every problem at once, as `haproxy -c` does.
 
 mod health;
+mod host;
 mod inspect;
 mod span;
 mod stats;
