@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
+pub use host::{Host, HostPort};
 pub use inspect::{Inspect, Net, ProxyTlvs, SendProxy};
 use span::SpanIndex;
 pub use stats::{Stats, StatsAuth};
