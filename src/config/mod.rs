@@ -6,6 +6,7 @@
 //! report every problem at once, as `haproxy -c` does.
 
 mod health;
+mod host;
 mod inspect;
 mod log;
 mod span;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
+pub use host::{Host, HostPort};
 pub use inspect::{Inspect, Net, ProxyTlvs, SendProxy};
 use span::SpanIndex;
 pub use stats::{Stats, StatsAuth};

@@ -1,6 +1,7 @@
 //! The `stats` section: where the stats page listens, its basic-auth credentials (a
-//! password inline or in a file) and the page's auto-refresh. A listener off loopback
-//! without credentials is refused, so the page and its admin actions are never open.
+//! password inline or in a file), the host names it answers to besides its address, and
+//! the page's auto-refresh. A listener off loopback without credentials is refused, so the
+//! page is never open to the network.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::host::HostPort;
 use super::{Addr, HumanDuration, Problems};
 
 /// The validated `stats` section.
@@ -16,6 +18,9 @@ pub struct Stats {
     pub bind: SocketAddr,
     /// `None` only on a loopback bind.
     pub auth: Option<StatsAuth>,
+    /// Names a `Host` header may give besides the bind's own IP literal (and `localhost` on
+    /// a loopback bind): anything else is refused, so a DNS-rebound name cannot reach it.
+    pub hosts: Vec<HostPort>,
     /// How often the HTML page reloads itself; zero turns that off.
     pub refresh: Duration,
 }
@@ -44,6 +49,7 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
 pub(super) struct RawStats {
     bind: Addr,
     auth: Option<RawAuth>,
+    hosts: Option<Vec<String>>,
     refresh: Option<HumanDuration>,
 }
 
@@ -67,6 +73,7 @@ pub(super) fn validate(raw: &RawStats, p: &mut Problems<'_>) -> Stats {
             format!("{bind} is not a loopback address: stats.auth (user and password) is required"),
         );
     }
+    let hosts = validate_hosts(raw.hosts.as_deref().unwrap_or_default(), p);
     let refresh = raw.refresh.map_or(DEFAULT_REFRESH, |d| d.0);
     if !refresh.is_zero() && refresh < Duration::from_secs(1) {
         p.add(
@@ -77,8 +84,20 @@ pub(super) fn validate(raw: &RawStats, p: &mut Problems<'_>) -> Stats {
     Stats {
         bind,
         auth,
+        hosts,
         refresh,
     }
+}
+
+fn validate_hosts(raw: &[String], p: &mut Problems<'_>) -> Vec<HostPort> {
+    let mut hosts = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        match entry.parse::<HostPort>() {
+            Ok(h) => hosts.push(h),
+            Err(e) => p.add(format!("stats.hosts[{i}]"), format!("{entry:?}: {e}")),
+        }
+    }
+    hosts
 }
 
 fn validate_auth(raw: &RawAuth, p: &mut Problems<'_>) -> Option<StatsAuth> {
@@ -222,5 +241,56 @@ mod tests {
         assert!(e.contains("stats.refresh: must be at least 1s"), "{e}");
         let e = error(r#"{ "bind": "127.0.0.1:8404", "color": "red" }"#);
         assert!(e.contains("unknown field `color`"), "{e}");
+    }
+
+    #[test]
+    fn hosts_are_names_with_optional_ports() {
+        use crate::config::host::{Host, HostPort};
+        let c = parse(
+            "x.json",
+            &with_stats(
+                r#"{ "bind": "127.0.0.1:8404", "hosts": ["LB1.example.org", "lb1:8404", "[::1]"] }"#,
+            ),
+        )
+        .unwrap();
+        let hosts = c.stats.unwrap().hosts;
+        assert_eq!(
+            hosts[0],
+            HostPort {
+                host: Host::Name("lb1.example.org".into()),
+                port: None
+            }
+        );
+        assert_eq!(hosts[1].port, Some(8404));
+        assert_eq!(
+            hosts[2].host,
+            Host::Ip(std::net::Ipv6Addr::LOCALHOST.into())
+        );
+        let c = parse("x.json", &with_stats(r#"{ "bind": "127.0.0.1:8404" }"#)).unwrap();
+        assert!(c.stats.unwrap().hosts.is_empty());
+
+        let e = error(
+            r#"{ "bind": "127.0.0.1:8404",
+                 "hosts": ["ok.example", "evil example", "lb:0", "::1", ""] }"#,
+        );
+        assert!(
+            e.contains(
+                "stats.hosts[1]: \"evil example\": not a host name (letters, digits and '-' in \
+                 dot-separated labels) (line 2"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("stats.hosts[2]: \"lb:0\": port \"0\" is not a number from 1 to 65535"),
+            "{e}"
+        );
+        assert!(
+            e.contains("stats.hosts[3]: \"::1\": an IPv6 address is written in brackets"),
+            "{e}"
+        );
+        assert!(e.contains("stats.hosts[4]: \"\": no host name"), "{e}");
+        assert!(!e.contains("stats.hosts[0]"), "{e}");
+        let e = error(r#"{ "bind": "127.0.0.1:8404", "hosts": "lb1" }"#);
+        assert!(e.contains("stats.hosts"), "{e}");
     }
 }

@@ -1,17 +1,26 @@
-//! One request to the stats listener: basic auth, routing by method and path, and the
-//! response headers every answer carries (no caching, no sniffing, no framing).
+//! One request to the stats listener, in the order it is judged: the host it names (421
+//! unless this listener), the failed-login limit (429), basic auth (401), then routing by
+//! method and path; and the headers every answer carries (no caching, no sniffing, no
+//! framing).
 
-use std::io::Read;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
 
-use base64::Engine as _;
-use tiny_http::{Header, Method, Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
 
-use super::report::{self, Rates};
-use super::{admin, html, metrics, Sources};
-use crate::config::{Stats, StatsAuth};
+use super::auth::{self, Login};
+use super::origin;
+use super::server::{StatsState, BODY_TIMEOUT};
+use super::timed_io::{Cycle, ReplyBody};
+use super::{admin, html, metrics};
+use crate::config::HostPort;
 
-/// The largest admin request body read.
-const MAX_BODY: u64 = 4096;
+/// The largest admin request body (413 past it).
+pub const MAX_ADMIN_BODY: usize = 4096;
 
 /// An answer before it is sent.
 pub struct Reply {
@@ -41,53 +50,76 @@ impl Reply {
         self.extra.push((name, value.into()));
         self
     }
-}
 
-/// Answers one request; a client that went away meanwhile is no error of ours.
-pub fn handle(mut request: Request, settings: &Stats, sources: &Sources, rates: &Rates) {
-    let reply = route(&mut request, settings, sources, rates);
-    let mut response = Response::from_string(reply.body).with_status_code(reply.status);
-    let headers = [
-        ("Content-Type", reply.content_type.to_string()),
-        ("Cache-Control", "no-store".to_string()),
-        ("X-Content-Type-Options", "nosniff".to_string()),
-        ("X-Frame-Options", "DENY".to_string()),
-    ];
-    for (name, value) in headers.into_iter().chain(reply.extra) {
-        // Every name is ASCII, and values are made by us; a value that is somehow not
-        // valid header text is left out rather than sent.
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
-    }
-    let _ = request.respond(response);
-}
-
-fn route(request: &mut Request, settings: &Stats, sources: &Sources, rates: &Rates) -> Reply {
-    let user = match &settings.auth {
-        Some(auth) => match authenticated(request, auth) {
-            Some(user) => user,
-            None => {
-                return Reply::text(401, "authentication required").with(
-                    "WWW-Authenticate",
-                    "Basic realm=\"ringlb stats\", charset=\"UTF-8\"",
-                )
+    pub fn into_response(self, cycle: Rc<Cycle>) -> Response<ReplyBody> {
+        let mut response = Response::new(ReplyBody::new(self.body, cycle));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = [
+            ("Content-Type", self.content_type.to_string()),
+            ("Cache-Control", "no-store".to_string()),
+            ("X-Content-Type-Options", "nosniff".to_string()),
+            ("X-Frame-Options", "DENY".to_string()),
+        ];
+        for (name, value) in headers.into_iter().chain(self.extra) {
+            // Every name is ours, and values are made by us; one that is somehow not
+            // valid header text is left out rather than sent.
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                response.headers_mut().append(n, v);
             }
-        },
-        // No auth (loopback only): actions are logged with the client's address.
-        None => request
-            .remote_addr()
-            .map_or_else(|| "-".to_string(), |a| a.to_string()),
+        }
+        response
+    }
+}
+
+pub async fn answer(request: Request<Incoming>, peer: SocketAddr, state: &StatsState) -> Reply {
+    let settings = state.settings();
+    let host = match origin::requested_host(&request) {
+        Some(host) if origin::names_listener(&host, settings.bind, &settings.hosts) => host,
+        Some(host) => {
+            return Reply::text(
+                421,
+                format!(
+                    "this is the stats listener on {}, not {host}; list the name in \
+                     stats.hosts to use it",
+                    settings.bind
+                ),
+            )
+        }
+        None => return Reply::text(400, "a valid Host header is required"),
     };
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let method = request.method().clone();
-    let read = matches!(method, Method::Get | Method::Head);
-    match path.as_str() {
+    let user = match &settings.auth {
+        Some(credentials) => {
+            let now = Instant::now();
+            if let Some(wait) = state.failed_logins().retry_after(peer.ip(), now) {
+                return Reply::text(429, "too many failed logins from this address")
+                    .with("Retry-After", wait.as_secs().max(1).to_string());
+            }
+            match auth::check(request.headers(), credentials) {
+                Login::User(user) => Some(user),
+                login => {
+                    if login == Login::Wrong {
+                        state.failed_logins_mut().record(peer.ip(), now);
+                    }
+                    return Reply::text(401, "authentication required").with(
+                        "WWW-Authenticate",
+                        "Basic realm=\"ringlb stats\", charset=\"UTF-8\"",
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    match request.uri().path() {
         "/" | "/stats.json" | "/metrics" if !read => {
             Reply::text(405, "method not allowed").with("Allow", "GET, HEAD")
         }
         "/" => {
-            let report = report::collect(sources, rates);
+            let report = state.report();
             Reply::new(
                 200,
                 "text/html; charset=utf-8",
@@ -98,102 +130,107 @@ fn route(request: &mut Request, settings: &Stats, sources: &Sources, rates: &Rat
                 "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'",
             )
         }
-        "/stats.json" => {
-            let report = report::collect(sources, rates);
-            match serde_json::to_string_pretty(&report) {
-                Ok(mut body) => {
-                    body.push('\n');
-                    Reply::new(200, "application/json", body)
-                }
-                Err(e) => Reply::text(500, format!("cannot encode: {e}")),
+        "/stats.json" => match serde_json::to_string_pretty(&state.report()) {
+            Ok(mut body) => {
+                body.push('\n');
+                Reply::new(200, "application/json", body)
             }
-        }
-        "/metrics" => {
-            let report = report::collect(sources, rates);
-            match metrics::encode(report) {
-                Ok(body) => Reply::new(200, metrics::CONTENT_TYPE, body),
-                Err(_) => Reply::text(500, "cannot encode metrics"),
-            }
-        }
-        "/admin/server" if method != Method::Post => {
+            Err(e) => Reply::text(500, format!("cannot encode: {e}")),
+        },
+        "/metrics" => match metrics::encode(state.report()) {
+            Ok(body) => Reply::new(200, metrics::CONTENT_TYPE, body),
+            Err(_) => Reply::text(500, "cannot encode metrics"),
+        },
+        "/admin/server" if request.method() != Method::POST => {
             Reply::text(405, "method not allowed").with("Allow", "POST")
         }
-        "/admin/server" => {
-            if let Some(why) = cross_origin(request) {
-                return Reply::text(403, why);
-            }
-            let content_type = header(request, "Content-Type").unwrap_or_default();
-            let mut body = Vec::new();
-            let read = request
-                .as_reader()
-                .take(MAX_BODY + 1)
-                .read_to_end(&mut body);
-            if read.is_err() || body.len() as u64 > MAX_BODY {
-                return Reply::text(400, format!("body missing or over {MAX_BODY} bytes"));
-            }
-            admin::handle(&content_type, &body, &user, sources)
-        }
+        "/admin/server" => match user {
+            Some(user) => admin_action(request, &host, &user, state).await,
+            None => Reply::text(
+                403,
+                "admin actions need stats.auth (user and password) in the config; \
+                 without it the stats listener is read-only",
+            ),
+        },
         _ => Reply::text(404, "not found"),
     }
 }
 
-/// The user, when the request carries this listener's credentials.
-fn authenticated(request: &Request, auth: &StatsAuth) -> Option<String> {
-    let value = header(request, "Authorization")?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+async fn admin_action(
+    request: Request<Incoming>,
+    host: &HostPort,
+    user: &str,
+    state: &StatsState,
+) -> Reply {
+    if let Some(why) = origin::cross_origin(&request, host) {
+        return Reply::text(403, why);
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    // Both compared in full, so the time taken says nothing about where they differ.
-    let user_ok = same(user.as_bytes(), auth.user.as_bytes());
-    let password_ok = same(password.as_bytes(), auth.password.as_bytes());
-    (user_ok & password_ok).then(|| user.to_string())
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, &x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    if !is_json(&request) {
+        return Reply::text(
+            415,
+            format!(
+                "admin actions take a JSON body sent as Content-Type: application/json, e.g.\n\
+                 curl -u {user} -H 'Content-Type: application/json' \
+                 -d '{{\"backend\":\"webfarm\",\"server\":\"web1\",\"state\":\"drain\"}}' \
+                 http://{host}/admin/server"
+            ),
+        );
     }
-    diff == 0
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ADMIN_BODY as u64) {
+        return too_large();
+    }
+    let body = Limited::new(request.into_body(), MAX_ADMIN_BODY).collect();
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => return Reply::text(400, "the body could not be read"),
+        Err(_) => {
+            return Reply::text(
+                408,
+                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+            )
+            .with("Connection", "close")
+        }
+    };
+    admin::handle(&body, user, &state.sources)
 }
 
-/// Browsers send `Origin` with a cross-site POST; a page elsewhere must not be able to
-/// drive admin actions with credentials the browser remembers.
-fn cross_origin(request: &Request) -> Option<String> {
-    let origin = header(request, "Origin")?;
-    let host = header(request, "Host").unwrap_or_default();
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or(&origin);
-    (origin_host != host).then(|| format!("cross-origin request from {origin} refused"))
+fn too_large() -> Reply {
+    Reply::text(413, format!("the body is over {MAX_ADMIN_BODY} bytes")).with("Connection", "close")
 }
 
-fn header(request: &Request, name: &'static str) -> Option<String> {
+/// `application/json`, with or without parameters such as a charset.
+fn is_json<B>(request: &Request<B>) -> bool {
     request
         .headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str().to_string())
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::*;
 
     #[test]
-    fn comparison_needs_equal_length_and_bytes() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"secret2", b"secret"));
-        assert!(!same(b"", b"x"));
-        assert!(same(b"", b""));
+    fn json_content_types() {
+        let with = |ct: Option<&str>| {
+            let mut b = Request::post("/admin/server");
+            if let Some(ct) = ct {
+                b = b.header(CONTENT_TYPE, ct);
+            }
+            is_json(&b.body(()).unwrap())
+        };
+        assert!(with(Some("application/json")));
+        assert!(with(Some("Application/JSON; charset=utf-8")));
+        assert!(!with(Some("application/x-www-form-urlencoded")));
+        assert!(!with(Some("text/plain")));
+        assert!(!with(None));
     }
 }

@@ -1,14 +1,19 @@
 //! The stats listener: the `ringlb-stats` thread serves the HTML page (`/`), the same data
 //! as JSON (`/stats.json`), Prometheus metrics (`/metrics`) and admin actions
-//! (`POST /admin/server`), with basic auth when configured. It reads the per-worker
-//! counters (`counters`) and the registry; no worker ever waits for it.
+//! (`POST /admin/server`, only with basic auth configured). It reads the per-worker
+//! counters (`counters`) and the registry; no worker ever waits for it. This file owns the
+//! socket and the thread; `server` the connections, `http` the requests.
 
 mod admin;
+mod auth;
 mod counters;
 mod html;
 mod http;
 mod metrics;
+mod origin;
 mod report;
+mod server;
+mod timed_io;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,16 +21,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Stats;
-use crate::control;
+use crate::fault::{self, Helper};
 use crate::ha::StatusReader;
 use crate::logging::event;
 use crate::registry::ServerRegistry;
 use crate::worker::Shared;
 pub use counters::{raise_peak, BackendStats, FrontendStats, ServerCell, ServerStats};
-use report::Rates;
-
-/// How often connection rates are sampled.
-const RATE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Reloads so far and the last one's result, kept by the control thread.
 #[derive(Debug, Default)]
@@ -88,8 +89,8 @@ impl StatsListener {
     pub fn bind(settings: &Stats) -> Result<StatsListener, String> {
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| format!("cannot listen on {} (stats): {e}", settings.bind))?;
-        // Accepted sockets inherit TCP_NODELAY. tiny_http writes a response's head and body
-        // separately; with Nagle the body waits for the client's delayed ACK (40 ms a poll).
+        // Accepted sockets inherit TCP_NODELAY: a response whose head and body leave in
+        // two writes must not wait for the client's delayed ACK (40 ms a poll).
         socket2::SockRef::from(&listener)
             .set_tcp_nodelay(true)
             .map_err(|e| format!("stats listener on {}: TCP_NODELAY: {e}", settings.bind))?;
@@ -105,70 +106,25 @@ impl StatsListener {
 
     /// Starts the `ringlb-stats` thread.
     pub fn serve(self, sources: Sources) -> Result<(), String> {
-        let bind = self.settings.bind;
-        let server = tiny_http::Server::from_listener(self.listener, None)
-            .map_err(|e| format!("stats listener on {bind}: {e}"))?;
-        let mut thread = StatsThread {
-            server,
-            startup: self.settings,
-            sources,
-            rates: Rates::default(),
-            last_error: None,
-        };
+        let sources = Arc::new(sources);
         thread::Builder::new()
             .name("ringlb-stats".into())
-            .spawn(move || thread.run())
+            .spawn(move || {
+                let state = (self.listener, self.settings, sources);
+                // A panic restarts the listener (see `fault`); `run` itself returns only
+                // when it cannot start (no runtime, no fd to clone the listener), and is
+                // tried again a little later. Forwarding goes on meanwhile.
+                fault::supervise(Helper::Stats, state, |(listener, settings, sources)| {
+                    let mut wait = Duration::from_millis(100);
+                    loop {
+                        let Err(e) = server::run(listener, settings, sources);
+                        event!(warning: "stats: {e}; trying again in {wait:?}");
+                        thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                    }
+                })
+            })
             .map_err(|e| format!("cannot start the stats thread: {e}"))?;
         Ok(())
-    }
-}
-
-struct StatsThread {
-    server: tiny_http::Server,
-    /// The settings the listener was started with; a reload that moves the bind applies
-    /// only with a restart, and until then none of its stats settings apply.
-    startup: Stats,
-    sources: Sources,
-    rates: Rates,
-    last_error: Option<Instant>,
-}
-
-impl StatsThread {
-    fn run(&mut self) {
-        let mut next_sample = Instant::now();
-        loop {
-            match self.server.recv_timeout(RATE_PERIOD) {
-                Ok(Some(request)) => {
-                    let settings = self.settings();
-                    http::handle(request, &settings, &self.sources, &self.rates);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // Accept errors (fd exhaustion) must not spin or flood the log.
-                    if self
-                        .last_error
-                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-                    {
-                        event!(warning: "stats: {e}");
-                        self.last_error = Some(Instant::now());
-                    }
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
-            if Instant::now() >= next_sample {
-                next_sample = Instant::now() + RATE_PERIOD;
-                let view = control::lock(&self.sources.registry).view();
-                self.rates.sample(&view);
-            }
-        }
-    }
-
-    /// The reloaded settings (auth, refresh) when the bind is unchanged, else the startup's.
-    fn settings(&self) -> Stats {
-        let reg = control::lock(&self.sources.registry);
-        match &reg.config().stats {
-            Some(s) if s.bind == self.startup.bind => s.clone(),
-            _ => self.startup.clone(),
-        }
     }
 }

@@ -513,6 +513,27 @@ impl Ringlb {
         self.exited
     }
 
+    /// Sets the running process's RLIMIT_NOFILE (soft and hard) to `limit`, as
+    /// `prlimit --nofile` does. ringlb sizes its connection budget from the limit at start,
+    /// so lowering it afterwards is how a test runs it out of descriptors.
+    pub fn set_fd_limit(&self, limit: u64) {
+        let new = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: `new` is a valid rlimit for the call's duration; the old value is not
+        // asked for (null).
+        let rc = unsafe {
+            libc::prlimit(
+                self.pid() as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                &new,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", io::Error::last_os_error());
+    }
+
     /// Number of open file descriptors of the process (entries of /proc/PID/fd).
     pub fn fd_count(&self) -> usize {
         self.fds().len()
