@@ -170,7 +170,7 @@ impl Control {
                     }
                 },
                 recv(signals) -> sig => {
-                    if !matches!(sig, Ok(Signal::SIGHUP)) {
+                    if !matches!(sig, Ok(Signal::SIGHUP | Signal::SIGUSR2)) {
                         event!(notice: "second signal: exiting now");
                         logging::shutdown(Duration::from_millis(500));
                         std::process::exit(0);
@@ -199,7 +199,8 @@ impl Control {
         loop {
             select! {
                 recv(signals) -> sig => match sig {
-                    Ok(Signal::SIGHUP) => self.reload(),
+                    // SIGUSR2 is HAProxy's reload signal; SIGUSR1 its soft stop (below).
+                    Ok(Signal::SIGHUP | Signal::SIGUSR2) => self.reload(),
                     Ok(sig) => return Stop::Signal(sig),
                     Err(_) => return Stop::SignalsGone,
                 },

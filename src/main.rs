@@ -100,7 +100,13 @@ fn run(
     // Signals are taken by one thread with sigwait; every thread spawned below inherits
     // this mask, so none is ever interrupted by them.
     let mut signals = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
         signals.add(s);
     }
     signals

@@ -1,8 +1,8 @@
 //! Test-only fault switches, compiled only with the `test-hooks` feature (never in a
 //! release build), armed by `RINGLB_TEST_FAULTS=1` in the environment:
 //!
-//! - SIGUSR2 toggles a stall of every worker (each sleeps in its loop until the next
-//!   SIGUSR2), so the lab tests can show that a hung balancer loses the VIP;
+//! - SIGRTMIN+3 toggles a stall of every worker (each sleeps in its loop until the next
+//!   one), so the lab tests can show that a hung balancer loses the VIP;
 //! - SIGRTMIN+1 makes worker 0 panic at its next loop turn (a worker fault);
 //! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault).
 
@@ -23,7 +23,7 @@ pub fn install_if_enabled() {
         return;
     }
     let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 3] = [
-        (libc::SIGUSR2, toggle_stall),
+        (libc::SIGRTMIN() + 3, toggle_stall),
         (libc::SIGRTMIN() + 1, panic_worker),
         (libc::SIGRTMIN() + 2, panic_health),
     ];
@@ -34,7 +34,7 @@ pub fn install_if_enabled() {
         }
     }
     event!(
-        "{ENV}=1: test fault switches: SIGUSR2 stalls and resumes every worker, SIGRTMIN+1 \
+        "{ENV}=1: test fault switches: SIGRTMIN+3 stalls and resumes every worker, SIGRTMIN+1 \
          panics worker 0, SIGRTMIN+2 panics the health thread"
     );
 }

@@ -217,7 +217,7 @@ fn ringlb_pair(dir: &Path) -> Outages {
     // Stalled workers (fault switch): the watchdog lowers lb1's priority, lb2 takes over.
     let stall = measured(
         "ringlb stalled workers",
-        || lb1.signal(libc::SIGUSR2),
+        || lb1.signal(libc::SIGRTMIN() + 3),
         || wait_vip(2, true, Duration::from_secs(3)),
     );
     assert!(
@@ -228,7 +228,7 @@ fn ringlb_pair(dir: &Path) -> Outages {
     out.stall = Some(stall.outage);
     assert!(lb1.log_text().contains("has not turned its loop for"));
     // Workers resume: the penalty is lifted and lb1 preempts back.
-    lb1.signal(libc::SIGUSR2);
+    lb1.signal(libc::SIGRTMIN() + 3);
     wait_vip(1, true, Duration::from_secs(3)).expect("lb1 master again once its workers run");
     assert!(lb1.log_text().contains("every worker turns its loop again"));
 
@@ -267,7 +267,7 @@ fn ringlb_pair(dir: &Path) -> Outages {
     wait_vip(1, true, Duration::from_secs(3)).expect("lb1 preempts with stop_adverts");
     let left = measured(
         "ringlb stalled workers (stop_adverts)",
-        || lb1.signal(libc::SIGUSR2),
+        || lb1.signal(libc::SIGRTMIN() + 3),
         || wait_vip(2, true, Duration::from_secs(3)),
     );
     assert!(
@@ -276,7 +276,7 @@ fn ringlb_pair(dir: &Path) -> Outages {
         left.outage
     );
     out.stall_leave = Some(left.outage);
-    lb1.signal(libc::SIGUSR2);
+    lb1.signal(libc::SIGRTMIN() + 3);
     wait_vip(1, true, Duration::from_secs(3)).expect("lb1 rejoins and preempts");
     assert!(lb1.log_text().contains("MASTER -> INIT (worker"));
     assert!(lb1
