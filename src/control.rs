@@ -13,10 +13,12 @@ use crossbeam_channel::{select, Receiver, Sender};
 use nix::sys::signal::Signal;
 
 use crate::config::{self, Config};
+use crate::ctl::{self, JobKind};
 use crate::fault::{self, Helper};
 use crate::health::{self, Checker};
 use crate::listener;
 use crate::logging::{self, event};
+use crate::notify::Notifier;
 use crate::registry::ServerRegistry;
 use crate::worker::{Command, ListenerSpec, Shared, WorkerExit};
 
@@ -51,6 +53,10 @@ pub struct Control {
     pub vrrp: Option<crate::ha::Vrrp>,
     /// The last reload's result, for the stats page.
     pub reload_status: Arc<Mutex<crate::stats::ReloadStatus>>,
+    /// Reloads and connection shutdowns asked for on the control socket.
+    pub jobs: Receiver<ctl::Job>,
+    /// systemd's notify socket (READY, RELOADING, STATUS, WATCHDOG, STOPPING).
+    pub notifier: Notifier,
 }
 
 pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
@@ -106,6 +112,9 @@ pub fn spawn_checker(
     .map_err(|e| format!("health checker: {e}"))
 }
 
+/// How often the status line (and, without a watchdog, nothing else) is refreshed.
+const STATUS_PERIOD: Duration = Duration::from_secs(5);
+
 /// Why the control loop stops serving.
 enum Stop {
     Signal(Signal),
@@ -155,6 +164,7 @@ impl Control {
             }
             Stop::SignalsGone => return ExitCode::from(1),
         };
+        self.notifier.stopping();
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.shutdown();
         }
@@ -167,6 +177,11 @@ impl Control {
                     running -= 1;
                     if let Ok((id, WorkerExit::Failed(why))) = exit {
                         event!(error: "worker {id} failed while stopping: {why}");
+                    }
+                },
+                recv(self.jobs) -> job => {
+                    if let Ok(job) = job {
+                        let _ = job.reply.send(Err("ringlb is stopping".into()));
                     }
                 },
                 recv(signals) -> sig => {
@@ -186,6 +201,7 @@ impl Control {
             }
         }
         self.checker.stop();
+        lock(&self.registry).persist();
         event!(notice: "stopped");
         code
     }
@@ -196,11 +212,27 @@ impl Control {
         exits: &Receiver<(usize, WorkerExit)>,
         running: &mut usize,
     ) -> Stop {
+        // The watchdog is pinged only while every worker turns its loop, so a hung
+        // balancer is restarted by systemd; the status line is refreshed with it.
+        let period = self
+            .notifier
+            .watchdog_interval()
+            .unwrap_or(STATUS_PERIOD)
+            .min(STATUS_PERIOD);
+        let tick = crossbeam_channel::tick(period);
         loop {
             select! {
+                recv(tick) -> _ => self.on_tick(),
+                recv(self.jobs) -> job => {
+                    if let Ok(job) = job {
+                        self.run_job(job);
+                    }
+                },
                 recv(signals) -> sig => match sig {
                     // SIGUSR2 is HAProxy's reload signal; SIGUSR1 its soft stop (below).
-                    Ok(Signal::SIGHUP | Signal::SIGUSR2) => self.reload(),
+                    Ok(Signal::SIGHUP | Signal::SIGUSR2) => {
+                        let _ = self.reload();
+                    }
                     Ok(sig) => return Stop::Signal(sig),
                     Err(_) => return Stop::SignalsGone,
                 },
@@ -216,6 +248,30 @@ impl Control {
         }
     }
 
+    /// Pings the watchdog while every worker's heartbeat is fresh, and refreshes the
+    /// status line.
+    fn on_tick(&self) {
+        if let Some(interval) = self.notifier.watchdog_interval() {
+            let now = self.shared.epoch.elapsed().as_millis() as u64;
+            let oldest = self
+                .shared
+                .heartbeats
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .min()
+                .unwrap_or(now);
+            let stalled = now.saturating_sub(oldest) > interval.as_millis() as u64;
+            if stalled {
+                event!(error: "a worker has not turned its loop for {}ms: not pinging the systemd watchdog", now.saturating_sub(oldest));
+            } else {
+                self.notifier.watchdog();
+            }
+        }
+        if self.notifier.enabled() {
+            self.notifier.status(&self.status_line());
+        }
+    }
+
     fn grace(&self) -> Duration {
         lock(&self.registry).config().grace
     }
@@ -227,31 +283,107 @@ impl Control {
     }
 
     /// Re-reads the config file. An invalid file changes nothing; a valid one is applied
-    /// as a diff, and one summary line says what changed.
-    fn reload(&mut self) {
+    /// as a diff, and one summary line says what changed. Returns that line, or why the
+    /// reload failed.
+    fn reload(&mut self) -> Result<String, String> {
         self.reloads += 1;
         let n = self.reloads;
-        let new = match config::load(&self.config_path) {
-            Ok(c) => c,
+        self.notifier.reloading();
+        let outcome = match config::load(&self.config_path) {
+            Ok(new) => self.apply(new),
             Err(e) => {
-                self.failed_reloads += 1;
                 logging::write_text(logging::Level::Error, &e.to_string());
-                event!(error: "reload #{n} failed: configuration invalid; still serving the previous one");
-                self.record_reload(false, format!("configuration invalid: {e}"));
-                return;
+                Err(format!("configuration invalid:\n{e}"))
             }
         };
-        match self.apply(new) {
+        match &outcome {
             Ok(summary) => {
                 event!(notice: "reload #{n} ok: {summary}");
-                self.record_reload(true, summary);
+                self.record_reload(true, summary.clone());
             }
             Err(e) => {
                 self.failed_reloads += 1;
-                event!(error: "reload #{n} failed: {e}; still serving the previous configuration");
-                self.record_reload(false, e);
+                match e.strip_prefix("configuration invalid:\n") {
+                    Some(_) => event!(
+                        error: "reload #{n} failed: configuration invalid; still serving the previous one"
+                    ),
+                    None => event!(
+                        error: "reload #{n} failed: {e}; still serving the previous configuration"
+                    ),
+                }
+                self.record_reload(false, e.clone());
             }
         }
+        self.notifier.ready(&self.status_line());
+        outcome
+            .map(|s| format!("reload #{n} ok: {s}\n"))
+            .map_err(|e| format!("reload #{n} failed: {e}"))
+    }
+
+    /// One line for `systemctl status`: connections, servers up, reloads.
+    pub fn status_line(&self) -> String {
+        let reg = lock(&self.registry);
+        let view = reg.view();
+        let (up, all) =
+            view.backends
+                .iter()
+                .flat_map(|b| &b.servers)
+                .fold((0, 0), |(up, all), s| {
+                    (
+                        up + usize::from(s.state == crate::table::ServerState::Up),
+                        all + 1,
+                    )
+                });
+        format!(
+            "{} connections; {up}/{all} servers up; {} reloads ({} failed)",
+            self.shared.conns.load(Ordering::Relaxed),
+            self.reloads,
+            self.failed_reloads
+        )
+    }
+
+    /// A job from the control socket.
+    fn run_job(&mut self, job: ctl::Job) {
+        let outcome = match job.kind {
+            JobKind::Reload => {
+                event!(notice: "reload asked by {}", job.who);
+                self.reload()
+            }
+            JobKind::ShutdownSessions { backend, server } => {
+                self.shutdown_sessions(&backend, &server, &job.who)
+            }
+        };
+        let _ = job.reply.send(outcome);
+    }
+
+    /// Closes `backend/server`'s established connections on every worker.
+    fn shutdown_sessions(&self, backend: &str, server: &str, who: &str) -> Result<String, String> {
+        let known = lock(&self.registry)
+            .config()
+            .backends
+            .iter()
+            .any(|b| b.name == backend && b.servers.iter().any(|s| s.name == server));
+        if !known {
+            return Err(format!("no server {backend}/{server}"));
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.broadcast(|| Command::KillServer {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            reply: tx.clone(),
+        });
+        let deadline = crossbeam_channel::after(Duration::from_secs(2));
+        let mut closed = 0;
+        for _ in &self.workers {
+            select! {
+                recv(rx) -> n => closed += n.unwrap_or(0),
+                recv(deadline) -> _ => break,
+            }
+        }
+        event!(notice: "admin {who}: closing {closed} connections of {backend}/{server}");
+        Ok(format!(
+            "closing {closed} connections of {backend}/{server}\n"
+        ))
     }
 
     fn record_reload(&self, ok: bool, summary: String) {

@@ -26,16 +26,19 @@ pub enum Helper {
     Control,
     Signals,
     Log,
+    /// The control socket (`ringlb ctl`).
+    Ctl,
 }
 
 impl Helper {
-    pub const ALL: [Helper; 6] = [
+    pub const ALL: [Helper; 7] = [
         Helper::Stats,
         Helper::Health,
         Helper::Vrrp,
         Helper::Control,
         Helper::Signals,
         Helper::Log,
+        Helper::Ctl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,11 +49,12 @@ impl Helper {
             Helper::Control => "control",
             Helper::Signals => "signals",
             Helper::Log => "log",
+            Helper::Ctl => "ctl",
         }
     }
 }
 
-static FAULTS: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+static FAULTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 /// Faults caught in `helper` since start (each one restarted it).
 pub fn faults(helper: Helper) -> u64 {

@@ -4,12 +4,14 @@
 mod balance;
 mod config;
 mod control;
+mod ctl;
 mod fault;
 mod ha;
 mod health;
 mod limits;
 mod listener;
 mod logging;
+mod notify;
 mod proxy;
 mod registry;
 mod stats;
@@ -43,31 +45,89 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
 #[command(
     name = "ringlb",
     version,
-    about = "Layer-4 TCP load balancer on io_uring",
-    long_about = "Layer-4 TCP load balancer on io_uring.\n\n\
+    about = "Layer-4 TCP load balancer on io_uring, with its own VRRP",
+    long_about = "Layer-4 TCP load balancer on io_uring, with its own VRRP.\n\n\
         Accepts TCP connections on the frontends' bind addresses and forwards each one to a \
-        server of the frontend's backend (weighted round robin, retrying the next server when \
-        a connect fails). One worker thread per CPU.\n\n\
-        Signals: SIGTERM or SIGINT stop accepting and let established connections finish for \
-        `grace` (default 10s); a second one exits at once.",
-    after_help = "Example:\n  ringlb -c conf/demo.json --check   # validate, like haproxy -c\n  \
-        ringlb -c conf/demo.json           # run"
+        server of the frontend's backend, picked by the backend's algorithm (roundrobin, \
+        leastconn, source, random), retrying another server when a connect fails. Health \
+        checks, PROXY protocol, TLS routing by server name, a stats page and Prometheus \
+        metrics, and VRRP for a floating address shared by two balancers. One worker \
+        thread per CPU.\n\n\
+        Signals: SIGHUP or SIGUSR2 reload the config file in place (an invalid one changes \
+        nothing); SIGTERM, SIGINT or SIGUSR1 stop accepting and let established connections \
+        finish for `grace` (default 10s); a second one exits at once.",
+    after_help = "Examples:\n  ringlb -c conf/demo.json --check     # validate, like haproxy -c\n  \
+        ringlb -c conf/demo.json             # run\n  \
+        ringlb ctl show servers              # ask a running ringlb (control socket)\n  \
+        ringlb ctl set server webfarm/web1 state drain\n  \
+        ringlb ctl reload                    # reload and wait for the outcome"
 )]
 struct Cli {
     /// JSON configuration file
     #[arg(short = 'c', long = "config", value_name = "FILE")]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Validate the configuration and exit: 0 when valid, 1 with every error otherwise
     #[arg(long)]
     check: bool,
     /// Number of worker threads (overrides "workers" in the file)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Send a command to a running ringlb over its control socket and print the answer:
+    /// show info|frontends|servers|vrrp, set server B/S state ready|drain|maint,
+    /// set server B/S weight N, shutdown sessions server B/S, reload. Exits 1 when the
+    /// command failed (a failed reload included).
+    Ctl {
+        /// The control socket (default: the config's control.socket, else
+        /// /run/ringlb/ringlb.sock)
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Read the control socket's path from this config file
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Answer in JSON
+        #[arg(long)]
+        json: bool,
+        /// The command, e.g. `show servers`
+        #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+        words: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::load(&cli.config) {
+    if let Some(Sub::Ctl {
+        socket,
+        config,
+        json,
+        words,
+    }) = &cli.command
+    {
+        let socket = match (socket, config) {
+            (Some(s), _) => s.clone(),
+            (None, Some(c)) => match config::load(c) {
+                Ok(c) => c
+                    .control_socket
+                    .unwrap_or_else(|| config::DEFAULT_CONTROL_SOCKET.into()),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            },
+            (None, None) => config::DEFAULT_CONTROL_SOCKET.into(),
+        };
+        return ctl::run_client(&socket, words, *json);
+    }
+    let Some(config_path) = cli.config else {
+        eprintln!("ringlb: -c FILE is required (see --help)");
+        return ExitCode::from(2);
+    };
+    let config = match config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -75,11 +135,11 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("{}: configuration is valid", cli.config.display());
+        println!("{}: configuration is valid", config_path.display());
         return ExitCode::SUCCESS;
     }
     fault::install_panic_hook();
-    let code = match run(cli.config, config, cli.workers.map(usize::from)) {
+    let code = match run(config_path, config, cli.workers.map(usize::from)) {
         Ok(code) => code,
         Err(e) => {
             event!(error: "{e}");
@@ -145,6 +205,9 @@ fn run(
         .map(stats::StatsListener::bind)
         .transpose()?;
     let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone(), workers)));
+    if let Some(path) = &config.state_file {
+        control::lock(&registry).load_state(path);
+    }
     let tables = control::lock(&registry).tables();
     // Servers are checked once before the listeners open, so the first clients find the
     // servers that are up. The checker thread runs even with nothing to check yet, so a
@@ -259,19 +322,40 @@ fn run(
     // VRRP starts once the workers listen, so a new master can serve at once.
     let vrrp = ha::start(&config.vrrp.instances, shared.clone())?;
     let reload_status = Arc::new(Mutex::new(stats::ReloadStatus::default()));
+    let sources = Arc::new(stats::Sources {
+        registry: registry.clone(),
+        shared: shared.clone(),
+        reloads: reload_status.clone(),
+        vrrp: vrrp.as_ref().map(ha::Vrrp::status_reader),
+        workers,
+        fd_limit: nofile,
+        started: shared.epoch,
+    });
     if let Some(listener) = stats_listener {
         let addr = listener.addr();
-        listener.serve(stats::Sources {
-            registry: registry.clone(),
-            shared: shared.clone(),
-            reloads: reload_status.clone(),
-            vrrp: vrrp.as_ref().map(ha::Vrrp::status_reader),
-            workers,
-            fd_limit: nofile,
-            started: shared.epoch,
-        })?;
+        listener.serve(sources.clone())?;
         event!("stats on http://{addr}/");
     }
+    let (jobs_tx, jobs) = crossbeam_channel::unbounded();
+    let socket = config
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_CONTROL_SOCKET.into());
+    let socket_file = match ctl::serve(&socket, sources, jobs_tx) {
+        Ok(file) => {
+            event!("control socket {}", socket.display());
+            Some(file)
+        }
+        // Only a socket the config names must work; the default one is a convenience
+        // (a second instance, or no /run/ringlb, must not stop forwarding).
+        Err(e) if config.control_socket.is_some() => {
+            return Err(format!("cannot open the control socket: {e}"))
+        }
+        Err(e) => {
+            event!(warning: "no control socket ({e}): ringlb ctl cannot reach this instance");
+            None
+        }
+    };
     let sig_rx = spawn_signal_thread(signals)?;
     let control = Control {
         config_path,
@@ -284,8 +368,13 @@ fn run(
         failed_reloads: 0,
         vrrp,
         reload_status,
+        jobs,
+        notifier: notify::Notifier::from_env(),
     };
-    Ok(control.run(&sig_rx, &exit_rx))
+    control.notifier.ready(&control.status_line());
+    let code = control.run(&sig_rx, &exit_rx);
+    drop(socket_file);
+    Ok(code)
 }
 
 fn spawn_signal_thread(signals: SigSet) -> Result<Receiver<Signal>, String> {

@@ -21,6 +21,7 @@ use crate::table::{
 };
 
 mod admin;
+mod state_file;
 
 /// A server's identity: a reload that keeps all three keeps its state and counter.
 type ServerKey = (String, String, SocketAddr);

@@ -49,7 +49,16 @@ pub struct Config {
     pub stats: Option<Stats>,
     /// Where the log goes and its format.
     pub log: crate::logging::Target,
+    /// The control socket `ringlb ctl` talks to, when the config names one (else
+    /// `DEFAULT_CONTROL_SOCKET`, tried without failing the start).
+    pub control_socket: Option<std::path::PathBuf>,
+    /// Where admin states and weights are kept across restarts (HAProxy's
+    /// `server-state-file`), when set.
+    pub state_file: Option<std::path::PathBuf>,
 }
+
+/// Where the control socket is when the config does not say.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ringlb/ringlb.sock";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
@@ -237,6 +246,14 @@ struct RawConfig {
     vrrp: Option<self::vrrp::RawVrrp>,
     stats: Option<stats::RawStats>,
     log: Option<log::RawLog>,
+    control: Option<RawControl>,
+    state_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: std::path::PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -436,6 +453,26 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .log
         .as_ref()
         .map_or(crate::logging::Target::STDERR, |l| log::validate(l, &mut p));
+    let control_socket = raw.control.as_ref().map(|c| c.socket.clone());
+    // sun_path holds 107 bytes and a NUL.
+    if let Some(path) = control_socket
+        .as_ref()
+        .filter(|p| p.as_os_str().len() > 107 || !p.is_absolute())
+    {
+        p.add(
+            "control.socket".into(),
+            format!(
+                "{} must be an absolute path of at most 107 bytes",
+                path.display()
+            ),
+        );
+    }
+    if let Some(f) = raw.state_file.as_ref().filter(|f| !f.is_absolute()) {
+        p.add(
+            "state_file".into(),
+            format!("{} must be an absolute path", f.display()),
+        );
+    }
 
     if !p.errors.is_empty() {
         // Report problems in document order, whatever order the checks ran in.
@@ -453,6 +490,8 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         vrrp,
         stats,
         log,
+        control_socket,
+        state_file: raw.state_file,
     })
 }
 

@@ -79,17 +79,18 @@ impl std::fmt::Display for AdminError {
 }
 
 impl ServerRegistry {
-    /// Sets server `server` of backend `backend` to READY, DRAIN or MAINT and, when given,
-    /// its weight; `by` names who did it. Kept across reloads until the config file changes
-    /// that server. Publishes a new snapshot; returns the effective state and weight.
+    /// Sets server `server` of backend `backend` to READY, DRAIN or MAINT and/or its
+    /// weight (what is `None` stays); `by` names who did it. Kept across reloads until the
+    /// config file changes that server, and across restarts with a state file. Publishes a
+    /// new snapshot; returns the effective state, the admin state and the weight.
     pub fn set_admin(
         &mut self,
         backend: &str,
         server: &str,
-        state: AdminState,
+        state: Option<AdminState>,
         weight: Option<u32>,
         by: &str,
-    ) -> Result<(ServerState, u32), AdminError> {
+    ) -> Result<(ServerState, AdminState, u32), AdminError> {
         let b = self
             .config
             .backends
@@ -107,7 +108,9 @@ impl ServerRegistry {
         let configured = self.config.backends[b].servers[s].weight;
         let rt = &mut self.servers[b][s];
         let before = rt.effective();
-        rt.admin = state;
+        if let Some(state) = state {
+            rt.admin = state;
+        }
         rt.admin_by = by.to_string();
         if weight.is_some() {
             rt.admin_weight = weight;
@@ -115,8 +118,13 @@ impl ServerRegistry {
         if rt.effective() != before {
             rt.since = Instant::now();
         }
-        let result = (rt.effective(), rt.admin_weight.unwrap_or(configured));
+        let result = (
+            rt.effective(),
+            rt.admin,
+            rt.admin_weight.unwrap_or(configured),
+        );
         self.publish();
+        self.persist();
         Ok(result)
     }
 
@@ -203,8 +211,8 @@ mod tests {
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 2);
         assert_eq!(
-            r.set_admin("checked", "a", AdminState::Drain, None, "ops"),
-            Ok((ServerState::Drain, 1))
+            r.set_admin("checked", "a", Some(AdminState::Drain), None, "ops"),
+            Ok((ServerState::Drain, AdminState::Drain, 1))
         );
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
         let v = r.view();
@@ -218,20 +226,20 @@ mod tests {
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
         assert_eq!(
-            r.set_admin("plain", "c", AdminState::Maint, Some(5), "ops"),
-            Ok((ServerState::Maint, 5))
+            r.set_admin("plain", "c", Some(AdminState::Maint), Some(5), "ops"),
+            Ok((ServerState::Maint, AdminState::Maint, 5))
         );
         assert_eq!(r.tables().load_full().backends[1].selector.candidates(), 0);
         assert_eq!(
-            r.set_admin("plain", "x", AdminState::Ready, None, "ops"),
+            r.set_admin("plain", "x", Some(AdminState::Ready), None, "ops"),
             Err(AdminError::UnknownServer("plain".into(), "x".into()))
         );
         assert_eq!(
-            r.set_admin("nope", "x", AdminState::Ready, None, "ops"),
+            r.set_admin("nope", "x", Some(AdminState::Ready), None, "ops"),
             Err(AdminError::UnknownBackend("nope".into()))
         );
         assert_eq!(
-            r.set_admin("plain", "c", AdminState::Ready, Some(300), "ops"),
+            r.set_admin("plain", "c", Some(AdminState::Ready), Some(300), "ops"),
             Err(AdminError::Weight(300))
         );
 
@@ -247,8 +255,8 @@ mod tests {
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
 
         assert_eq!(
-            r.set_admin("checked", "a", AdminState::Ready, None, "ops"),
-            Ok((ServerState::Up, 1))
+            r.set_admin("checked", "a", Some(AdminState::Ready), None, "ops"),
+            Ok((ServerState::Up, AdminState::Ready, 1))
         );
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 2);
         assert_eq!(

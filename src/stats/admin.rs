@@ -40,12 +40,12 @@ pub fn handle(body: &[u8], who: &str, sources: &Sources) -> Reply {
     let result = control::lock(&sources.registry).set_admin(
         &action.backend,
         &action.server,
-        state,
+        Some(state),
         action.weight,
         who,
     );
     match result {
-        Ok((effective, weight)) => {
+        Ok((effective, _, weight)) => {
             let weight_note = action
                 .weight
                 .map_or_else(String::new, |w| format!(", weight {w}"));

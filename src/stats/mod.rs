@@ -11,7 +11,7 @@ mod html;
 mod http;
 mod metrics;
 mod origin;
-mod report;
+pub mod report;
 mod server;
 mod timed_io;
 
@@ -27,6 +27,12 @@ use crate::logging::event;
 use crate::registry::ServerRegistry;
 use crate::worker::Shared;
 pub use counters::{raise_peak, BackendStats, FrontendStats, ServerCell, ServerStats};
+
+/// The report `/stats.json` shows, as of now (without connection rates, which only the
+/// stats thread samples).
+pub fn report_now(sources: &Sources) -> report::Report {
+    report::collect(sources, &report::Rates::default())
+}
 
 /// Reloads so far and the last one's result, kept by the control thread.
 #[derive(Debug, Default)]
@@ -105,8 +111,7 @@ impl StatsListener {
     }
 
     /// Starts the `ringlb-stats` thread.
-    pub fn serve(self, sources: Sources) -> Result<(), String> {
-        let sources = Arc::new(sources);
+    pub fn serve(self, sources: Arc<Sources>) -> Result<(), String> {
         thread::Builder::new()
             .name("ringlb-stats".into())
             .spawn(move || {

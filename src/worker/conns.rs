@@ -341,6 +341,32 @@ impl Worker {
         self.draining = draining;
     }
 
+    /// Closes the connections to `server` of `backend` (by name): an admin's `shutdown
+    /// sessions server`. Returns how many.
+    pub(super) fn kill_server(&mut self, backend: &str, server: &str) -> usize {
+        let mut killed = 0;
+        for slot in 0..self.slots.len() as u32 {
+            let s = &self.slots[slot as usize];
+            let Some(entry) = s.entry.as_ref() else {
+                continue;
+            };
+            let table = entry.link.backend_table();
+            let to_it = entry.conn.routed()
+                && table.name == backend
+                && entry
+                    .link
+                    .server_idx
+                    .is_some_and(|i| table.servers[i].name == server);
+            if !to_it {
+                continue;
+            }
+            killed += 1;
+            let gen = s.gen;
+            self.with_conn(slot, gen, |conn, io| conn.kill(io));
+        }
+        killed
+    }
+
     /// Closes every connection (end of the grace period).
     pub(super) fn abort_all(&mut self) {
         for slot in 0..self.slots.len() as u32 {

@@ -63,6 +63,13 @@ pub enum Command {
     Stop,
     /// Close every connection now and exit.
     Abort,
+    /// Close the connections to this server (backend and server name) now; how many goes
+    /// back on `reply`.
+    KillServer {
+        backend: String,
+        server: String,
+        reply: crossbeam_channel::Sender<usize>,
+    },
 }
 
 /// State shared by all workers: connection counts for `maxconn`, the fd budget and
@@ -668,6 +675,14 @@ impl Worker {
                 Command::Abort => {
                     self.stop_accepting();
                     self.abort_all();
+                }
+                Command::KillServer {
+                    backend,
+                    server,
+                    reply,
+                } => {
+                    let n = self.kill_server(&backend, &server);
+                    let _ = reply.send(n);
                 }
             }
         }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 /// Read/write timeout for test sockets unless a test needs another one.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `Ringlb::start` waits for every frontend to accept a connection.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a test waits for the log line of a connection that has closed.
 pub const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -437,7 +437,8 @@ impl Ringlb {
             }
             assert!(
                 Instant::now() < deadline,
-                "ringlb not ready after {READY_TIMEOUT:?}: nothing listens on {pending:?}; log:\n{}",
+                "ringlb not ready after {READY_TIMEOUT:?}: nothing listens on {pending:?} \
+                 (listening now: {listening:?}); log:\n{}",
                 self.log()
             );
             thread::sleep(Duration::from_millis(20));

@@ -89,6 +89,8 @@ pub enum End {
     ProxyTimeout,
     /// No route for the client's server name and no default backend.
     NoRoute,
+    /// Closed by an admin (`shutdown sessions server`).
+    Killed,
 }
 
 impl End {
@@ -107,6 +109,7 @@ impl End {
             End::BadProxy => "bad_proxy",
             End::ProxyTimeout => "proxy_timeout",
             End::NoRoute => "no_route",
+            End::Killed => "killed",
         }
     }
 
@@ -515,7 +518,7 @@ impl Conn {
             End::ClientTimeout | End::ProxyTimeout => b'c',
             End::ServerTimeout | End::QueueTimeout => b's',
             End::Drained => b'D',
-            End::Shutdown => b'K',
+            End::Shutdown | End::Killed => b'K',
             End::BadProxy | End::NoRoute => b'P',
         };
         let phase = match self.end_phase {
@@ -552,6 +555,14 @@ impl Conn {
         }
         if self.inflight > 0 {
             io.cancel_all();
+        }
+    }
+
+    /// Closes the connection now because an admin asked (`shutdown sessions server`).
+    pub fn kill(&mut self, io: &mut impl ConnIo) {
+        if self.phase != Phase::Closing {
+            self.set_end(End::Killed);
+            self.begin_close(io);
         }
     }
 
