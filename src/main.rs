@@ -20,6 +20,7 @@ mod table;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod tls;
+mod version;
 mod worker;
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -44,7 +45,7 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
 #[derive(Parser, Debug)]
 #[command(
     name = "ringlb",
-    version,
+    disable_version_flag = true,
     about = "Layer-4 TCP load balancer on io_uring, with its own VRRP",
     long_about = "Layer-4 TCP load balancer on io_uring, with its own VRRP.\n\n\
         Accepts TCP connections on the frontends' bind addresses and forwards each one to a \
@@ -63,6 +64,9 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
         ringlb ctl reload                    # reload and wait for the outcome"
 )]
 struct Cli {
+    /// Print the version, the commit, and what this kernel's io_uring offers
+    #[arg(short = 'V', long = "version")]
+    version: bool,
     /// JSON configuration file
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -101,6 +105,10 @@ enum Sub {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", version::long_version());
+        return ExitCode::SUCCESS;
+    }
     if let Some(Sub::Ctl {
         socket,
         config,
@@ -280,14 +288,8 @@ fn run(
                             Some(w.run())
                         }
                         Err(e) => {
-                            let hint = if e.raw_os_error() == Some(libc::ENOMEM) {
-                                " (io_uring rings and buffer rings count against \
-                                 RLIMIT_MEMLOCK: raise it, e.g. LimitMEMLOCK=infinity in \
-                                 the systemd unit)"
-                            } else {
-                                ""
-                            };
-                            let _ = ready_tx.send(Err(format!("worker {id}: {e}{hint}")));
+                            let why = version::unavailable_reason(&e);
+                            let _ = ready_tx.send(Err(format!("worker {id}: {why}")));
                             None
                         }
                     }
