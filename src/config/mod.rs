@@ -7,6 +7,7 @@
 
 mod health;
 mod inspect;
+mod prime;
 mod span;
 mod stats;
 mod values;
@@ -126,6 +127,15 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 };
 pub const DEFAULT_HASH_TABLE_SIZE: u32 = crate::balance::DEFAULT_TABLE_SIZE as u32;
 pub const MAX_WEIGHT: u32 = 256;
+
+/// Bounds of `hash_table_size`: a prime of at least 101 (the paper's small table) and at most
+/// `balance::MAX_TABLE_SIZE`.
+pub const MIN_HASH_TABLE_SIZE: u32 = 101;
+pub const MAX_HASH_TABLE_SIZE: u32 = crate::balance::MAX_TABLE_SIZE as u32;
+/// The most Maglev slots of all `source` backends together (four tables of the largest
+/// size, forty of the default). Each backend holds up to two tables of 4-byte slots, all
+/// rebuilt for every new snapshot: this caps them at 21 MB and about 0.2 s of building.
+pub const MAX_HASH_SLOTS: u64 = 4 * crate::balance::MAX_TABLE_SIZE as u64;
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +351,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
     for (i, b) in raw.backends.iter().enumerate() {
         backends.push(validate_backend(i, b, &mut p));
     }
+    hash_slots_budget(&backends, &mut p);
 
     let mut bound: HashMap<SocketAddr, (usize, usize)> = HashMap::new();
     let mut frontend_names: HashMap<&str, usize> = HashMap::new();
@@ -524,10 +535,19 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
         }
     }
     let hash_table_size = b.hash_table_size.unwrap_or(DEFAULT_HASH_TABLE_SIZE);
-    if b.hash_table_size.is_some() && !(is_prime(hash_table_size) && hash_table_size >= 101) {
+    // The range first: it keeps the primality test, and any table built, small.
+    if !(MIN_HASH_TABLE_SIZE..=MAX_HASH_TABLE_SIZE).contains(&hash_table_size) {
         p.add(
             format!("{at}.hash_table_size"),
-            format!("{hash_table_size} is not a prime of at least 101 (e.g. 65537)"),
+            format!(
+                "{hash_table_size} is out of range (a prime from {MIN_HASH_TABLE_SIZE} to \
+                 {MAX_HASH_TABLE_SIZE})"
+            ),
+        );
+    } else if !prime::is_prime(u64::from(hash_table_size)) {
+        p.add(
+            format!("{at}.hash_table_size"),
+            format!("{hash_table_size} is not a prime (e.g. {DEFAULT_HASH_TABLE_SIZE})"),
         );
     }
     let proxy_tlvs = inspect::tlvs(&b.proxy_tlvs);
@@ -554,8 +574,27 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
     }
 }
 
-fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+/// Reports the `source` backend whose Maglev tables take the slots of all of them past
+/// `MAX_HASH_SLOTS`.
+fn hash_slots_budget(backends: &[Backend], p: &mut Problems<'_>) {
+    let mut total: u64 = 0;
+    for (i, b) in backends.iter().enumerate() {
+        // An out-of-range size has its own error already.
+        if b.balance != Balance::Source || b.hash_table_size > MAX_HASH_TABLE_SIZE {
+            continue;
+        }
+        total += u64::from(b.hash_table_size);
+        if total > MAX_HASH_SLOTS {
+            p.add(
+                format!("backends[{i}].hash_table_size"),
+                format!(
+                    "the \"source\" backends' hash tables reach {total} slots here, over the \
+                     limit of {MAX_HASH_SLOTS} for all of them together"
+                ),
+            );
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -213,3 +213,55 @@ fn inspection_errors_name_the_field() {
         "{e}"
     );
 }
+
+/// Sizes that would take gigabytes or seconds to build (or, before, to test for primality)
+/// are refused before any table is made, with their place.
+#[test]
+fn hash_table_size_is_a_bounded_prime() {
+    let backend = |name: &str, size: u64| {
+        format!(
+            r#"{{ "name": "{name}", "balance": "source", "hash_table_size": {size},
+      "servers": [ {{ "name": "s", "addr": "127.0.0.1:81" }} ] }}"#
+        )
+    };
+    let file = |backends: &[String]| {
+        format!(
+            r#"{{
+  "frontends": [ {{ "name": "f", "bind": ["127.0.0.1:80"], "backend": "a" }} ],
+  "backends": [
+    {}
+  ] }}"#,
+            backends.join(",\n    ")
+        )
+    };
+    let text = file(&[
+        backend("a", 2_147_483_647),
+        backend("b", 100_000_007),
+        backend("c", 4_294_967_291),
+        backend("d", 655_371),
+        backend("e", 100),
+    ]);
+    let want = [
+        "x.json: backends[0].hash_table_size: 2147483647 is out of range (a prime from 101 to 655373) (line 4, column 60)",
+        "x.json: backends[1].hash_table_size: 100000007 is out of range (a prime from 101 to 655373) (line 6, column 60)",
+        "x.json: backends[2].hash_table_size: 4294967291 is out of range (a prime from 101 to 655373) (line 8, column 60)",
+        "x.json: backends[3].hash_table_size: 655371 is not a prime (e.g. 65537) (line 10, column 60)",
+        "x.json: backends[4].hash_table_size: 100 is out of range (a prime from 101 to 655373) (line 12, column 60)",
+    ];
+    assert_eq!(errors(&text).lines().collect::<Vec<_>>(), want);
+    let largest: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|name| backend(name, 655_373))
+        .collect();
+    // Four tables of the largest size fit; a fifth is past the budget of all of them.
+    let c = parse("x.json", &file(&largest[..4])).unwrap();
+    assert_eq!(c.backends[3].hash_table_size, MAX_HASH_TABLE_SIZE);
+    assert_eq!(
+        errors(&file(&largest)),
+        "x.json: backends[4].hash_table_size: the \"source\" backends' hash tables reach \
+         3276865 slots here, over the limit of 2621492 for all of them together (line 12, column 60)"
+    );
+    // Other balancing builds no table, so its size does not count.
+    let mixed = file(&largest).replacen(r#""balance": "source""#, r#""balance": "random""#, 1);
+    assert!(parse("x.json", &mixed).is_ok(), "{}", errors(&mixed));
+}
