@@ -265,3 +265,70 @@ fn hash_table_size_is_a_bounded_prime() {
     let mixed = file(&largest).replacen(r#""balance": "source""#, r#""balance": "random""#, 1);
     assert!(parse("x.json", &mixed).is_ok(), "{}", errors(&mixed));
 }
+
+/// Every duration field goes through the same parser, so each gets the same bound.
+#[test]
+fn every_duration_stops_at_a_day() {
+    let over = "\"18446744073709551615ms\"";
+    let cases = [
+        ("grace", r#""grace": "3s""#),
+        ("drain_timeout", r#""drain_timeout": "3s""#),
+        ("frontends[0].inspect_timeout", r#""inspect_timeout": "3s""#),
+        ("backends[0].timeouts.connect", r#""connect": "3s""#),
+        ("backends[0].timeouts.client", r#""client": "3s""#),
+        ("backends[0].timeouts.server", r#""server": "3s""#),
+        ("backends[0].timeouts.queue", r#""queue": "3s""#),
+        ("backends[0].health_check.interval", r#""interval": "3s""#),
+        (
+            "backends[0].health_check.fast_interval",
+            r#""fast_interval": "3s""#,
+        ),
+        (
+            "backends[0].health_check.down_interval",
+            r#""down_interval": "3s""#,
+        ),
+        ("stats.refresh", r#""refresh": "3s""#),
+        (
+            "vrrp.instances[0].preempt_delay",
+            r#""preempt_delay": "3s""#,
+        ),
+        ("vrrp.instances[0].garp_delay", r#""garp_delay": "3s""#),
+        (
+            "vrrp.instances[0].track.worker_stall",
+            r#""worker_stall": "3s""#,
+        ),
+    ];
+    let text = r#"{ "grace": "3s", "drain_timeout": "3s",
+  "frontends": [ { "name": "f", "bind": ["127.0.0.1:80"], "backend": "b", "inspect_timeout": "3s" } ],
+  "backends": [ { "name": "b",
+    "timeouts": { "connect": "3s", "client": "3s", "server": "3s", "queue": "3s" },
+    "health_check": { "type": "tcp", "interval": "3s", "fast_interval": "3s", "down_interval": "3s" },
+    "servers": [ { "name": "s", "addr": "127.0.0.1:81" } ] } ],
+  "stats": { "bind": "127.0.0.1:8404", "refresh": "3s" },
+  "vrrp": { "instances": [ { "name": "v", "interface": "lo", "vrid": 1, "vips": ["192.0.2.10"],
+    "preempt_delay": "3s", "garp_delay": "3s", "track": { "worker_stall": "3s", "stop_adverts": true } } ] } }"#;
+    assert!(parse("x.json", text).is_ok(), "{}", errors(text));
+    for (path, field) in cases {
+        assert_eq!(text.matches(field).count(), 1, "{field}");
+        let (name, _) = field.split_once(':').unwrap();
+        let bad = text.replace(field, &format!("{name}: {over}"));
+        // serde_json points at the closing quote of the string.
+        let end = bad.find(over).unwrap() + over.len();
+        let line = bad[..end].matches('\n').count() + 1;
+        let column = end - bad[..end].rfind('\n').map_or(0, |i| i + 1);
+        assert_eq!(
+            errors(&bad),
+            format!(
+                "x.json: {path}: \"18446744073709551615ms\" is longer than the maximum of 24h \
+                 (line {line}, column {column})"
+            )
+        );
+    }
+    let e = errors(&text.replace(r#""grace": "3s""#, r#""grace": "25h""#));
+    assert_eq!(
+        e,
+        "x.json: grace: \"25h\" is longer than the maximum of 24h (line 1, column 16)"
+    );
+    let day = text.replace(r#""grace": "3s""#, r#""grace": "24h""#);
+    assert_eq!(parse("x.json", &day).unwrap().grace, values::MAX_DURATION);
+}
