@@ -56,8 +56,9 @@ struct Cli {
     /// Validate the configuration and exit: 0 when valid, 1 with every error otherwise
     #[arg(long)]
     check: bool,
-    /// Number of worker threads (overrides "workers" in the file)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Number of worker threads, 1 to 64 (overrides "workers" in the file)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=config::MAX_WORKERS as i64))]
     workers: Option<u16>,
 }
 

@@ -128,6 +128,20 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 pub const DEFAULT_HASH_TABLE_SIZE: u32 = crate::balance::DEFAULT_TABLE_SIZE as u32;
 pub const MAX_WEIGHT: u32 = 256;
 
+/// The most worker threads. Each has fixed costs whatever its load: 16 idle pipes (32 fds,
+/// and 64 workers × 16 pipes is the 1024-pipe budget of fs.pipe-user-pages-soft, past which
+/// new pipes shrink to one page), its ring, eventfd and one listener per bind, a thread and
+/// 64 MiB of copy buffers. 64 workers take about 2,200 fds of the 20,000 the hard limit
+/// allows, and more workers than cores only add context switches.
+pub const MAX_WORKERS: usize = 64;
+/// The most extra connect attempts per client. Every attempt is a connect that may wait a
+/// whole connect timeout; HAProxy's default is 3, and 32 already revisits servers of any
+/// usual backend.
+pub const MAX_RETRIES: u32 = 32;
+/// The most servers in one backend. Selection structures are rebuilt for every new
+/// snapshot (each health change), in O(total weight × servers) for the rotations and
+/// O(table size × servers) at worst for Maglev; see README "Limits of config values".
+pub const MAX_SERVERS: usize = 256;
 /// Bounds of `hash_table_size`: a prime of at least 101 (the paper's small table) and at most
 /// `balance::MAX_TABLE_SIZE`.
 pub const MIN_HASH_TABLE_SIZE: u32 = 101;
@@ -319,8 +333,13 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         errors: Vec::new(),
     };
 
-    if raw.workers == Some(0) {
-        p.add("workers".into(), "must be at least 1".into());
+    match raw.workers {
+        Some(0) => p.add("workers".into(), "must be at least 1".into()),
+        Some(n) if n > MAX_WORKERS => p.add(
+            "workers".into(),
+            format!("{n} is out of range (1 to {MAX_WORKERS})"),
+        ),
+        _ => {}
     }
     if raw.maxconn == Some(0) {
         p.add("maxconn".into(), "must be at least 1".into());
@@ -464,6 +483,15 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             format!("backend {:?} has no servers", b.name),
         );
     }
+    if b.servers.len() > MAX_SERVERS {
+        p.add(
+            format!("{at}.servers"),
+            format!(
+                "{} servers is over the maximum of {MAX_SERVERS} per backend",
+                b.servers.len()
+            ),
+        );
+    }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut servers = Vec::with_capacity(b.servers.len());
     for (j, s) in b.servers.iter().enumerate() {
@@ -534,6 +562,13 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             }
         }
     }
+    let retries = b.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > MAX_RETRIES {
+        p.add(
+            format!("{at}.retries"),
+            format!("{retries} is out of range (0 to {MAX_RETRIES})"),
+        );
+    }
     let hash_table_size = b.hash_table_size.unwrap_or(DEFAULT_HASH_TABLE_SIZE);
     // The range first: it keeps the primality test, and any table built, small.
     if !(MIN_HASH_TABLE_SIZE..=MAX_HASH_TABLE_SIZE).contains(&hash_table_size) {
@@ -564,7 +599,7 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
     Backend {
         name: b.name.clone(),
         balance: b.balance.unwrap_or(Balance::Roundrobin),
-        retries: b.retries.unwrap_or(DEFAULT_RETRIES),
+        retries,
         timeouts,
         health_check,
         no_server: b.no_server.unwrap_or_default(),

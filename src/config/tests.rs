@@ -332,3 +332,35 @@ fn every_duration_stops_at_a_day() {
     let day = text.replace(r#""grace": "3s""#, r#""grace": "24h""#);
     assert_eq!(parse("x.json", &day).unwrap().grace, values::MAX_DURATION);
 }
+
+/// Values that parse as JSON but would hurt at run time: each refused, with its place.
+#[test]
+fn extreme_numbers_are_refused() {
+    let server = r#"{ "name": "s", "addr": "127.0.0.1:81" }"#;
+    let many: Vec<String> = (0..=MAX_SERVERS)
+        .map(|i| format!(r#"{{ "name": "s{i}", "addr": "127.0.0.1:81" }}"#))
+        .collect();
+    let many = many.join(", ");
+    let text = format!(
+        r#"{{ "workers": 100000,
+  "frontends": [ {{ "name": "f", "bind": ["127.0.0.1:80"], "backend": "a" }} ],
+  "backends": [
+    {{ "name": "a", "retries": 4294967295, "servers": [ {server} ] }},
+    {{ "name": "b", "retries": 33, "servers": [ {server} ] }},
+    {{ "name": "c", "health_check": {{ "type": "tcp", "rise": 101, "fall": 4294967295,
+      "passive_errors": 1001, "timeout": "61s" }}, "servers": [ {server} ] }},
+    {{ "name": "d", "servers": [ {many} ] }}
+  ] }}"#
+    );
+    let want = [
+        "x.json: workers: 100000 is out of range (1 to 64) (line 1, column 14)",
+        "x.json: backends[0].retries: 4294967295 is out of range (0 to 32) (line 4, column 31)",
+        "x.json: backends[1].retries: 33 is out of range (0 to 32) (line 5, column 31)",
+        "x.json: backends[2].health_check.rise: 101 is out of range (1 to 100) (line 6, column 61)",
+        "x.json: backends[2].health_check.fall: 4294967295 is out of range (1 to 100) (line 6, column 74)",
+        "x.json: backends[2].health_check.passive_errors: 1001 is out of range (1 to 1000) (line 7, column 25)",
+        "x.json: backends[2].health_check.timeout: 61000ms is longer than the maximum of 60s (line 7, column 42)",
+        "x.json: backends[3].servers: 257 servers is over the maximum of 256 per backend (line 8, column 31)",
+    ];
+    assert_eq!(errors(&text).lines().collect::<Vec<_>>(), want);
+}
