@@ -170,7 +170,10 @@ impl Control {
     fn reload(&mut self) {
         self.reloads += 1;
         let n = self.reloads;
-        let new = match config::load(&self.config_path) {
+        let file = self.config_path.display().to_string();
+        let loaded = config::load(&self.config_path)
+            .and_then(|c| config::host_problems(&file, &c).map(|()| c));
+        let new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.failed_reloads += 1;

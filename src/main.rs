@@ -71,9 +71,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // What this host lacks (a VRRP interface) stops a start, but --check may run elsewhere.
+    let host = config::host_problems(&cli.config.display().to_string(), &config);
     if cli.check {
+        if let Err(e) = host {
+            eprintln!("{}", e.warnings());
+        }
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = host {
+        eprintln!("{e}");
+        return ExitCode::from(1);
     }
     match run(cli.config, config, cli.workers.map(usize::from)) {
         Ok(()) => ExitCode::SUCCESS,

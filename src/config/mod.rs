@@ -6,6 +6,7 @@
 //! report every problem at once, as `haproxy -c` does.
 
 mod health;
+mod host;
 mod inspect;
 mod prime;
 mod span;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
+pub use host::host_problems;
 pub use inspect::{Inspect, Net, ProxyTlvs, SendProxy};
 use span::SpanIndex;
 pub use stats::{Stats, StatsAuth};
@@ -45,6 +47,9 @@ pub struct Config {
     pub vrrp: Vrrp,
     /// The stats page's listener, when configured.
     pub stats: Option<Stats>,
+    /// What this file needs of the host it runs on, each with where it is written; see
+    /// `host_problems`.
+    host_needs: Vec<host::Need>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,13 +174,19 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigErrors {
+    /// The same problems as warnings, `FILE: warning: path: message (line L, column C)`: for
+    /// `--check`, which may run on another host than the one the file is for.
+    pub fn warnings(&self) -> Warnings<'_> {
+        Warnings(self)
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, label: &str) -> fmt::Result {
         for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}: ", self.file)?;
+            write!(f, "{}: {label}", self.file)?;
             if !e.path.is_empty() {
                 write!(f, "{}: ", e.path)?;
             }
@@ -185,6 +196,21 @@ impl fmt::Display for ConfigErrors {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "")
+    }
+}
+
+/// Problems shown as warnings; see `ConfigErrors::warnings`.
+pub struct Warnings<'a>(&'a ConfigErrors);
+
+impl fmt::Display for Warnings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, "warning: ")
     }
 }
 
@@ -455,6 +481,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .as_ref()
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
+    let host_needs = host::needs(&vrrp, spans);
     let stats = raw.stats.as_ref().map(|s| stats::validate(s, &mut p));
 
     if !p.errors.is_empty() {
@@ -472,6 +499,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         backends,
         vrrp,
         stats,
+        host_needs,
     })
 }
 
