@@ -289,7 +289,10 @@ impl Control {
         self.reloads += 1;
         let n = self.reloads;
         self.notifier.reloading();
-        let outcome = match config::load(&self.config_path) {
+        let file = self.config_path.display().to_string();
+        let loaded = config::load(&self.config_path)
+            .and_then(|c| config::host_problems(&file, &c).map(|()| c));
+        let outcome = match loaded {
             Ok(new) => self.apply(new),
             Err(e) => {
                 logging::write_text(logging::Level::Error, &e.to_string());

@@ -73,8 +73,9 @@ struct Cli {
     /// Validate the configuration and exit: 0 when valid, 1 with every error otherwise
     #[arg(long)]
     check: bool,
-    /// Number of worker threads (overrides "workers" in the file)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Number of worker threads, 1 to 64 (overrides "workers" in the file)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=config::MAX_WORKERS as i64))]
     workers: Option<u16>,
     #[command(subcommand)]
     command: Option<Sub>,
@@ -142,9 +143,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // What this host lacks (a VRRP interface) stops a start, but --check may run elsewhere.
+    let host = config::host_problems(&config_path.display().to_string(), &config);
     if cli.check {
+        if let Err(e) = host {
+            eprintln!("{}", e.warnings());
+        }
         println!("{}: configuration is valid", config_path.display());
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = host {
+        eprintln!("{e}");
+        return ExitCode::from(1);
     }
     fault::install_panic_hook();
     let code = match run(config_path, config, cli.workers.map(usize::from)) {

@@ -10,6 +10,12 @@ use super::{fmix64, fnv1a64, splitmix64, Member, ServerSpec, MAX_WEIGHT};
 /// M ≫ 100 × N), so shares stay within a fraction of a percent of the weights.
 pub const DEFAULT_TABLE_SIZE: usize = 65_537;
 
+/// The largest table built, a prime (the paper's large size): 2.6 MB of slots, built in
+/// about 25 ms for 256 servers, whatever their weights (README "Limits of config values").
+/// The config refuses larger sizes; `build` caps `size` here too, so no caller can make a
+/// rebuild allocate without bound.
+pub const MAX_TABLE_SIZE: usize = 655_373;
+
 /// Marks a slot not yet filled while building.
 const EMPTY: u32 = u32::MAX;
 
@@ -48,8 +54,10 @@ struct Entry<'a> {
 }
 
 impl SourceHash {
-    /// `size` must be prime (see `DEFAULT_TABLE_SIZE`).
+    /// `size` must be prime (see `DEFAULT_TABLE_SIZE`); above `MAX_TABLE_SIZE` it is taken
+    /// as `MAX_TABLE_SIZE`.
     pub(super) fn build(servers: &[ServerSpec<'_>], active: &[Member], size: usize) -> SourceHash {
+        let size = size.min(MAX_TABLE_SIZE);
         let is_active = |i: usize| active.iter().any(|m| m.index as usize == i);
         let primary: Vec<Entry<'_>> = servers
             .iter()
@@ -151,6 +159,14 @@ fn permutation(name: &str, size: usize) -> (usize, usize) {
 /// The Maglev population loop, weighted: each round every entry earns its weight in
 /// credit and takes a turn (claims the next free slot of its permutation) whenever its
 /// credit reaches the largest weight, so turns, hence slots, follow weights.
+///
+/// Walking every entry every round costs O(size × entries) when one heavy entry takes most
+/// turns (256 servers, one of weight 256: 0.1 s for the largest table). So the rounds are
+/// not walked entry by entry: entry i's k-th turn falls in round ⌈k × max / weight_i⌉, at
+/// most `max` rounds after its previous one, and a calendar of `max + 1` bitsets (one bit
+/// per entry) holds who plays in each coming round; set bits come out in entry order, the
+/// order of the walk. The result is the walk's, slot for slot
+/// (`tests::calendar_fills_as_the_rounds_do`).
 fn populate(entries: &[Entry<'_>], size: usize) -> Vec<u32> {
     let mut slots = vec![EMPTY; size];
     let max_weight = entries.iter().map(|e| e.weight).max().unwrap_or(0);
@@ -162,27 +178,52 @@ fn populate(entries: &[Entry<'_>], size: usize) -> Vec<u32> {
             vec![0; size]
         };
     }
+    let round_of_turn = |turn: u64, weight: u32| {
+        let round = (turn * u64::from(max_weight)).div_ceil(u64::from(weight));
+        // Below max × (size + 1): every round fills at least one slot (the heaviest entry
+        // plays in each), so no turn past `size` is ever asked for.
+        round as usize
+    };
+    let words = entries.len().div_ceil(64);
+    let period = max_weight as usize + 1;
+    let mut calendar = vec![0u64; period * words];
+    let play = |calendar: &mut [u64], round: usize, i: usize| {
+        calendar[(round % period) * words + i / 64] |= 1 << (i % 64);
+    };
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.weight > 0) {
+        play(&mut calendar, round_of_turn(1, e.weight), i);
+    }
     let mut cursor: Vec<(usize, usize)> =
         entries.iter().map(|e| permutation(e.name, size)).collect();
-    let mut credit = vec![0u32; entries.len()];
+    let mut turns_taken = vec![0u64; entries.len()];
     let mut filled = 0;
+    let mut round = 0;
     loop {
-        for (i, e) in entries.iter().enumerate() {
-            credit[i] += e.weight;
-            if credit[i] < max_weight {
-                continue;
-            }
-            credit[i] -= max_weight;
-            let (pos, skip) = &mut cursor[i];
-            // With `size` prime every skip visits every slot, so a free one turns up.
-            while slots[*pos] != EMPTY {
+        round += 1;
+        let row = (round % period) * words;
+        for word in 0..words {
+            let mut players = std::mem::take(&mut calendar[row + word]);
+            while players != 0 {
+                let i = word * 64 + players.trailing_zeros() as usize;
+                players &= players - 1;
+                let (pos, skip) = &mut cursor[i];
+                // With `size` prime every skip visits every slot, so a free one turns up.
+                while slots[*pos] != EMPTY {
+                    *pos = step(*pos, *skip, size);
+                }
+                slots[*pos] = i as u32;
                 *pos = step(*pos, *skip, size);
-            }
-            slots[*pos] = i as u32;
-            *pos = step(*pos, *skip, size);
-            filled += 1;
-            if filled == size {
-                return slots;
+                filled += 1;
+                if filled == size {
+                    return slots;
+                }
+                turns_taken[i] += 1;
+                // 1 to `max` rounds ahead: never this round's row.
+                play(
+                    &mut calendar,
+                    round_of_turn(turns_taken[i] + 1, entries[i].weight),
+                    i,
+                );
             }
         }
     }
@@ -359,6 +400,90 @@ mod tests {
                 assert_eq!(sel.pick(&mut st, key, &load, None), s);
             }
         }
+    }
+
+    /// The population loop as first written: every entry, every round.
+    fn populate_by_rounds(entries: &[Entry<'_>], size: usize) -> Vec<u32> {
+        let mut slots = vec![EMPTY; size];
+        let max_weight = entries.iter().map(|e| e.weight).max().unwrap_or(0);
+        let mut cursor: Vec<(usize, usize)> =
+            entries.iter().map(|e| permutation(e.name, size)).collect();
+        let mut credit = vec![0u32; entries.len()];
+        let mut filled = 0;
+        loop {
+            for (i, e) in entries.iter().enumerate() {
+                credit[i] += e.weight;
+                if credit[i] < max_weight {
+                    continue;
+                }
+                credit[i] -= max_weight;
+                let (pos, skip) = &mut cursor[i];
+                while slots[*pos] != EMPTY {
+                    *pos = step(*pos, *skip, size);
+                }
+                slots[*pos] = i as u32;
+                *pos = step(*pos, *skip, size);
+                filled += 1;
+                if filled == size {
+                    return slots;
+                }
+            }
+        }
+    }
+
+    /// The same table as the round-by-round loop, slot for slot: changing it would move
+    /// clients between servers on upgrade, and two balancers of different versions would
+    /// disagree.
+    #[test]
+    fn calendar_fills_as_the_rounds_do() {
+        let names = names(64);
+        let weight_sets: [&dyn Fn(usize) -> u32; 6] = [
+            &|_| 1,
+            &|i| [1, 2, 3, 5, 8, 256, 100][i % 7],
+            &|i| if i == 0 { 256 } else { 1 },
+            &|i| 255 + (i % 2) as u32,
+            &|i| {
+                if i % 3 == 0 {
+                    0
+                } else {
+                    (i * 37 % 256) as u32 + 1
+                }
+            },
+            &|i| (i % 4) as u32 * 64,
+        ];
+        for (w, weight) in weight_sets.iter().enumerate() {
+            for count in [1, 2, 3, 10, 64] {
+                let entries: Vec<Entry<'_>> = names[..count]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Entry {
+                        name,
+                        weight: weight(i),
+                        index: i as u32,
+                    })
+                    .collect();
+                if entries.iter().all(|e| e.weight == 0) {
+                    continue;
+                }
+                for size in [2, 3, 13, 101, 65_537] {
+                    assert_eq!(
+                        populate(&entries, size),
+                        populate_by_rounds(&entries, size),
+                        "weights #{w}, {count} entries, {size} slots"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_tables_are_capped() {
+        let names = names(3);
+        let servers: Vec<_> = names.iter().map(|n| spec(n, 1)).collect();
+        let active: Vec<Member> = (0..3).map(|index| Member { index, weight: 1 }).collect();
+        let hash = SourceHash::build(&servers, &active, 2_147_483_647);
+        assert_eq!(hash.primary.slots.len(), MAX_TABLE_SIZE);
+        assert!(hash.fallback.is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use maglev::SourceHash;
 use random::PowerOfTwo;
 use roundrobin::Rotation;
 
-pub use maglev::DEFAULT_TABLE_SIZE;
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};
 
 /// The largest weight a server can have; weights above it are clamped.
 pub const MAX_WEIGHT: u32 = 256;

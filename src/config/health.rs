@@ -56,6 +56,15 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 3;
 const DEFAULT_JITTER: u32 = 5;
+/// The longest check timeout. Start waits for the first round of checks (up to the longest
+/// timeout) before it opens the listeners, so a day-long timeout and one hung server would
+/// hold the start for a day.
+pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most consecutive results `rise` and `fall` may ask for: past this a server would take
+/// hours to change state even at a short interval.
+pub const MAX_RISE_FALL: u32 = 100;
+/// The most consecutive failed connects `passive_errors` may ask for.
+pub const MAX_PASSIVE_ERRORS: u32 = 1000;
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -130,13 +139,28 @@ pub(super) fn validate(raw: &RawHealthCheck, at: &str, p: &mut Problems<'_>) -> 
     let fast_interval = positive("fast_interval", raw.fast_interval, interval);
     let down_interval = positive("down_interval", raw.down_interval, interval);
     let timeout = positive("timeout", raw.timeout, DEFAULT_TIMEOUT);
-    for (field, v) in [
-        ("rise", raw.rise),
-        ("fall", raw.fall),
-        ("passive_errors", raw.passive_errors),
+    if timeout > MAX_CHECK_TIMEOUT {
+        p.add(
+            format!("{at}.timeout"),
+            format!(
+                "{}ms is longer than the maximum of {}s",
+                timeout.as_millis(),
+                MAX_CHECK_TIMEOUT.as_secs()
+            ),
+        );
+    }
+    for (field, v, max) in [
+        ("rise", raw.rise, MAX_RISE_FALL),
+        ("fall", raw.fall, MAX_RISE_FALL),
+        ("passive_errors", raw.passive_errors, MAX_PASSIVE_ERRORS),
     ] {
-        if v == Some(0) {
-            p.add(format!("{at}.{field}"), "must be at least 1".into());
+        match v {
+            Some(0) => p.add(format!("{at}.{field}"), "must be at least 1".into()),
+            Some(n) if n > max => p.add(
+                format!("{at}.{field}"),
+                format!("{n} is out of range (1 to {max})"),
+            ),
+            _ => {}
         }
     }
     if let Some(j) = raw.jitter.filter(|&j| j > 50) {

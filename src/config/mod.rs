@@ -7,8 +7,10 @@
 
 mod health;
 mod host;
+mod host_check;
 mod inspect;
 mod log;
+mod prime;
 mod span;
 mod stats;
 mod values;
@@ -25,6 +27,7 @@ use serde::Deserialize;
 pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
 pub use host::{Host, HostPort};
+pub use host_check::host_problems;
 pub use inspect::{Inspect, Net, ProxyTlvs, SendProxy};
 use span::SpanIndex;
 pub use stats::{Stats, StatsAuth};
@@ -55,6 +58,9 @@ pub struct Config {
     /// Where admin states and weights are kept across restarts (HAProxy's
     /// `server-state-file`), when set.
     pub state_file: Option<std::path::PathBuf>,
+    /// What this file needs of the host it runs on, each with where it is written; see
+    /// `host_problems`.
+    host_needs: Vec<host_check::Need>,
 }
 
 /// Where the control socket is when the config does not say.
@@ -141,6 +147,29 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 pub const DEFAULT_HASH_TABLE_SIZE: u32 = crate::balance::DEFAULT_TABLE_SIZE as u32;
 pub const MAX_WEIGHT: u32 = 256;
 
+/// The most worker threads. Each has fixed costs whatever its load: 16 idle pipes (32 fds,
+/// and 64 workers × 16 pipes is the 1024-pipe budget of fs.pipe-user-pages-soft, past which
+/// new pipes shrink to one page), its ring, eventfd and one listener per bind, a thread and
+/// 64 MiB of copy buffers. 64 workers take about 2,200 fds of the 20,000 the hard limit
+/// allows, and more workers than cores only add context switches.
+pub const MAX_WORKERS: usize = 64;
+/// The most extra connect attempts per client. Every attempt is a connect that may wait a
+/// whole connect timeout; HAProxy's default is 3, and 32 already revisits servers of any
+/// usual backend.
+pub const MAX_RETRIES: u32 = 32;
+/// The most servers in one backend. Selection structures are rebuilt for every new
+/// snapshot (each health change), in O(total weight × servers) for the rotations and
+/// O(table size × servers) at worst for Maglev; see README "Limits of config values".
+pub const MAX_SERVERS: usize = 256;
+/// Bounds of `hash_table_size`: a prime of at least 101 (the paper's small table) and at most
+/// `balance::MAX_TABLE_SIZE`.
+pub const MIN_HASH_TABLE_SIZE: u32 = 101;
+pub const MAX_HASH_TABLE_SIZE: u32 = crate::balance::MAX_TABLE_SIZE as u32;
+/// The most Maglev slots of all `source` backends together (four tables of the largest
+/// size, forty of the default). Each backend holds up to two tables of 4-byte slots, all
+/// rebuilt for every new snapshot: this caps them at 21 MB and about 0.2 s of building.
+pub const MAX_HASH_SLOTS: u64 = 4 * crate::balance::MAX_TABLE_SIZE as u64;
+
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -159,13 +188,19 @@ pub struct ConfigErrors {
     pub errors: Vec<ConfigError>,
 }
 
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigErrors {
+    /// The same problems as warnings, `FILE: warning: path: message (line L, column C)`: for
+    /// `--check`, which may run on another host than the one the file is for.
+    pub fn warnings(&self) -> Warnings<'_> {
+        Warnings(self)
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, label: &str) -> fmt::Result {
         for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}: ", self.file)?;
+            write!(f, "{}: {label}", self.file)?;
             if !e.path.is_empty() {
                 write!(f, "{}: ", e.path)?;
             }
@@ -175,6 +210,21 @@ impl fmt::Display for ConfigErrors {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "")
+    }
+}
+
+/// Problems shown as warnings; see `ConfigErrors::warnings`.
+pub struct Warnings<'a>(&'a ConfigErrors);
+
+impl fmt::Display for Warnings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, "warning: ")
     }
 }
 
@@ -332,8 +382,13 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         errors: Vec::new(),
     };
 
-    if raw.workers == Some(0) {
-        p.add("workers".into(), "must be at least 1".into());
+    match raw.workers {
+        Some(0) => p.add("workers".into(), "must be at least 1".into()),
+        Some(n) if n > MAX_WORKERS => p.add(
+            "workers".into(),
+            format!("{n} is out of range (1 to {MAX_WORKERS})"),
+        ),
+        _ => {}
     }
     if raw.maxconn == Some(0) {
         p.add("maxconn".into(), "must be at least 1".into());
@@ -364,6 +419,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
     for (i, b) in raw.backends.iter().enumerate() {
         backends.push(validate_backend(i, b, &mut p));
     }
+    hash_slots_budget(&backends, &mut p);
 
     let mut bound: HashMap<SocketAddr, (usize, usize)> = HashMap::new();
     let mut frontend_names: HashMap<&str, usize> = HashMap::new();
@@ -448,6 +504,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .as_ref()
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
+    let host_needs = host_check::needs(&vrrp, spans);
     let stats = raw.stats.as_ref().map(|s| stats::validate(s, &mut p));
     let log = raw
         .log
@@ -492,6 +549,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         log,
         control_socket,
         state_file: raw.state_file,
+        host_needs,
     })
 }
 
@@ -501,6 +559,15 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
         p.add(
             format!("{at}.servers"),
             format!("backend {:?} has no servers", b.name),
+        );
+    }
+    if b.servers.len() > MAX_SERVERS {
+        p.add(
+            format!("{at}.servers"),
+            format!(
+                "{} servers is over the maximum of {MAX_SERVERS} per backend",
+                b.servers.len()
+            ),
         );
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
@@ -573,11 +640,27 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
             }
         }
     }
+    let retries = b.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > MAX_RETRIES {
+        p.add(
+            format!("{at}.retries"),
+            format!("{retries} is out of range (0 to {MAX_RETRIES})"),
+        );
+    }
     let hash_table_size = b.hash_table_size.unwrap_or(DEFAULT_HASH_TABLE_SIZE);
-    if b.hash_table_size.is_some() && !(is_prime(hash_table_size) && hash_table_size >= 101) {
+    // The range first: it keeps the primality test, and any table built, small.
+    if !(MIN_HASH_TABLE_SIZE..=MAX_HASH_TABLE_SIZE).contains(&hash_table_size) {
         p.add(
             format!("{at}.hash_table_size"),
-            format!("{hash_table_size} is not a prime of at least 101 (e.g. 65537)"),
+            format!(
+                "{hash_table_size} is out of range (a prime from {MIN_HASH_TABLE_SIZE} to \
+                 {MAX_HASH_TABLE_SIZE})"
+            ),
+        );
+    } else if !prime::is_prime(u64::from(hash_table_size)) {
+        p.add(
+            format!("{at}.hash_table_size"),
+            format!("{hash_table_size} is not a prime (e.g. {DEFAULT_HASH_TABLE_SIZE})"),
         );
     }
     let proxy_tlvs = inspect::tlvs(&b.proxy_tlvs);
@@ -594,7 +677,7 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
     Backend {
         name: b.name.clone(),
         balance: b.balance.unwrap_or(Balance::Roundrobin),
-        retries: b.retries.unwrap_or(DEFAULT_RETRIES),
+        retries,
         timeouts,
         health_check,
         no_server: b.no_server.unwrap_or_default(),
@@ -604,8 +687,27 @@ fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
     }
 }
 
-fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+/// Reports the `source` backend whose Maglev tables take the slots of all of them past
+/// `MAX_HASH_SLOTS`.
+fn hash_slots_budget(backends: &[Backend], p: &mut Problems<'_>) {
+    let mut total: u64 = 0;
+    for (i, b) in backends.iter().enumerate() {
+        // An out-of-range size has its own error already.
+        if b.balance != Balance::Source || b.hash_table_size > MAX_HASH_TABLE_SIZE {
+            continue;
+        }
+        total += u64::from(b.hash_table_size);
+        if total > MAX_HASH_SLOTS {
+            p.add(
+                format!("backends[{i}].hash_table_size"),
+                format!(
+                    "the \"source\" backends' hash tables reach {total} slots here, over the \
+                     limit of {MAX_HASH_SLOTS} for all of them together"
+                ),
+            );
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

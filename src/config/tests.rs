@@ -213,3 +213,154 @@ fn inspection_errors_name_the_field() {
         "{e}"
     );
 }
+
+/// Sizes that would take gigabytes or seconds to build (or, before, to test for primality)
+/// are refused before any table is made, with their place.
+#[test]
+fn hash_table_size_is_a_bounded_prime() {
+    let backend = |name: &str, size: u64| {
+        format!(
+            r#"{{ "name": "{name}", "balance": "source", "hash_table_size": {size},
+      "servers": [ {{ "name": "s", "addr": "127.0.0.1:81" }} ] }}"#
+        )
+    };
+    let file = |backends: &[String]| {
+        format!(
+            r#"{{
+  "frontends": [ {{ "name": "f", "bind": ["127.0.0.1:80"], "backend": "a" }} ],
+  "backends": [
+    {}
+  ] }}"#,
+            backends.join(",\n    ")
+        )
+    };
+    let text = file(&[
+        backend("a", 2_147_483_647),
+        backend("b", 100_000_007),
+        backend("c", 4_294_967_291),
+        backend("d", 655_371),
+        backend("e", 100),
+    ]);
+    let want = [
+        "x.json: backends[0].hash_table_size: 2147483647 is out of range (a prime from 101 to 655373) (line 4, column 60)",
+        "x.json: backends[1].hash_table_size: 100000007 is out of range (a prime from 101 to 655373) (line 6, column 60)",
+        "x.json: backends[2].hash_table_size: 4294967291 is out of range (a prime from 101 to 655373) (line 8, column 60)",
+        "x.json: backends[3].hash_table_size: 655371 is not a prime (e.g. 65537) (line 10, column 60)",
+        "x.json: backends[4].hash_table_size: 100 is out of range (a prime from 101 to 655373) (line 12, column 60)",
+    ];
+    assert_eq!(errors(&text).lines().collect::<Vec<_>>(), want);
+    let largest: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|name| backend(name, 655_373))
+        .collect();
+    // Four tables of the largest size fit; a fifth is past the budget of all of them.
+    let c = parse("x.json", &file(&largest[..4])).unwrap();
+    assert_eq!(c.backends[3].hash_table_size, MAX_HASH_TABLE_SIZE);
+    assert_eq!(
+        errors(&file(&largest)),
+        "x.json: backends[4].hash_table_size: the \"source\" backends' hash tables reach \
+         3276865 slots here, over the limit of 2621492 for all of them together (line 12, column 60)"
+    );
+    // Other balancing builds no table, so its size does not count.
+    let mixed = file(&largest).replacen(r#""balance": "source""#, r#""balance": "random""#, 1);
+    assert!(parse("x.json", &mixed).is_ok(), "{}", errors(&mixed));
+}
+
+/// Every duration field goes through the same parser, so each gets the same bound.
+#[test]
+fn every_duration_stops_at_a_day() {
+    let over = "\"18446744073709551615ms\"";
+    let cases = [
+        ("grace", r#""grace": "3s""#),
+        ("drain_timeout", r#""drain_timeout": "3s""#),
+        ("frontends[0].inspect_timeout", r#""inspect_timeout": "3s""#),
+        ("backends[0].timeouts.connect", r#""connect": "3s""#),
+        ("backends[0].timeouts.client", r#""client": "3s""#),
+        ("backends[0].timeouts.server", r#""server": "3s""#),
+        ("backends[0].timeouts.queue", r#""queue": "3s""#),
+        ("backends[0].health_check.interval", r#""interval": "3s""#),
+        (
+            "backends[0].health_check.fast_interval",
+            r#""fast_interval": "3s""#,
+        ),
+        (
+            "backends[0].health_check.down_interval",
+            r#""down_interval": "3s""#,
+        ),
+        ("stats.refresh", r#""refresh": "3s""#),
+        (
+            "vrrp.instances[0].preempt_delay",
+            r#""preempt_delay": "3s""#,
+        ),
+        ("vrrp.instances[0].garp_delay", r#""garp_delay": "3s""#),
+        (
+            "vrrp.instances[0].track.worker_stall",
+            r#""worker_stall": "3s""#,
+        ),
+    ];
+    let text = r#"{ "grace": "3s", "drain_timeout": "3s",
+  "frontends": [ { "name": "f", "bind": ["127.0.0.1:80"], "backend": "b", "inspect_timeout": "3s" } ],
+  "backends": [ { "name": "b",
+    "timeouts": { "connect": "3s", "client": "3s", "server": "3s", "queue": "3s" },
+    "health_check": { "type": "tcp", "interval": "3s", "fast_interval": "3s", "down_interval": "3s" },
+    "servers": [ { "name": "s", "addr": "127.0.0.1:81" } ] } ],
+  "stats": { "bind": "127.0.0.1:8404", "refresh": "3s" },
+  "vrrp": { "instances": [ { "name": "v", "interface": "lo", "vrid": 1, "vips": ["192.0.2.10"],
+    "preempt_delay": "3s", "garp_delay": "3s", "track": { "worker_stall": "3s", "stop_adverts": true } } ] } }"#;
+    assert!(parse("x.json", text).is_ok(), "{}", errors(text));
+    for (path, field) in cases {
+        assert_eq!(text.matches(field).count(), 1, "{field}");
+        let (name, _) = field.split_once(':').unwrap();
+        let bad = text.replace(field, &format!("{name}: {over}"));
+        // serde_json points at the closing quote of the string.
+        let end = bad.find(over).unwrap() + over.len();
+        let line = bad[..end].matches('\n').count() + 1;
+        let column = end - bad[..end].rfind('\n').map_or(0, |i| i + 1);
+        assert_eq!(
+            errors(&bad),
+            format!(
+                "x.json: {path}: \"18446744073709551615ms\" is longer than the maximum of 24h \
+                 (line {line}, column {column})"
+            )
+        );
+    }
+    let e = errors(&text.replace(r#""grace": "3s""#, r#""grace": "25h""#));
+    assert_eq!(
+        e,
+        "x.json: grace: \"25h\" is longer than the maximum of 24h (line 1, column 16)"
+    );
+    let day = text.replace(r#""grace": "3s""#, r#""grace": "24h""#);
+    assert_eq!(parse("x.json", &day).unwrap().grace, values::MAX_DURATION);
+}
+
+/// Values that parse as JSON but would hurt at run time: each refused, with its place.
+#[test]
+fn extreme_numbers_are_refused() {
+    let server = r#"{ "name": "s", "addr": "127.0.0.1:81" }"#;
+    let many: Vec<String> = (0..=MAX_SERVERS)
+        .map(|i| format!(r#"{{ "name": "s{i}", "addr": "127.0.0.1:81" }}"#))
+        .collect();
+    let many = many.join(", ");
+    let text = format!(
+        r#"{{ "workers": 100000,
+  "frontends": [ {{ "name": "f", "bind": ["127.0.0.1:80"], "backend": "a" }} ],
+  "backends": [
+    {{ "name": "a", "retries": 4294967295, "servers": [ {server} ] }},
+    {{ "name": "b", "retries": 33, "servers": [ {server} ] }},
+    {{ "name": "c", "health_check": {{ "type": "tcp", "rise": 101, "fall": 4294967295,
+      "passive_errors": 1001, "timeout": "61s" }}, "servers": [ {server} ] }},
+    {{ "name": "d", "servers": [ {many} ] }}
+  ] }}"#
+    );
+    let want = [
+        "x.json: workers: 100000 is out of range (1 to 64) (line 1, column 14)",
+        "x.json: backends[0].retries: 4294967295 is out of range (0 to 32) (line 4, column 31)",
+        "x.json: backends[1].retries: 33 is out of range (0 to 32) (line 5, column 31)",
+        "x.json: backends[2].health_check.rise: 101 is out of range (1 to 100) (line 6, column 61)",
+        "x.json: backends[2].health_check.fall: 4294967295 is out of range (1 to 100) (line 6, column 74)",
+        "x.json: backends[2].health_check.passive_errors: 1001 is out of range (1 to 1000) (line 7, column 25)",
+        "x.json: backends[2].health_check.timeout: 61000ms is longer than the maximum of 60s (line 7, column 42)",
+        "x.json: backends[3].servers: 257 servers is over the maximum of 256 per backend (line 8, column 31)",
+    ];
+    assert_eq!(errors(&text).lines().collect::<Vec<_>>(), want);
+}

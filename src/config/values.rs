@@ -1,5 +1,6 @@
 //! Value types of the configuration that parse, rather than validate: a socket address
-//! written `ip:port`, a duration written `250ms` / `5s` / `1m` / `2h`, a forwarding mode.
+//! written `ip:port`, a duration written `250ms` / `5s` / `1m` / `2h` and at most
+//! `MAX_DURATION`, a forwarding mode.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,7 +32,13 @@ impl<'de> Deserialize<'de> for Addr {
     }
 }
 
-/// A duration written as an integer and a unit: `ms`, `s`, `m` or `h`.
+/// The longest duration any field accepts. A day is past every sensible timeout, interval
+/// or delay, and keeps every deadline (now + duration, in any unit down to nanoseconds)
+/// far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration written as an integer and a unit: `ms`, `s`, `m` or `h`; at most
+/// `MAX_DURATION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
@@ -40,18 +47,27 @@ impl FromStr for HumanDuration {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("{s:?} is not a duration (expected e.g. \"250ms\", \"5s\", \"1m\")");
+        let too_long = || format!("{s:?} is longer than the maximum of 24h");
         let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        let ms = match unit {
-            "ms" => Some(n),
-            "s" => n.checked_mul(1_000),
-            "m" => n.checked_mul(60_000),
-            "h" => n.checked_mul(3_600_000),
-            _ => None,
+        let per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        if digits.is_empty() {
+            return Err(bad());
         }
-        .ok_or_else(bad)?;
-        Ok(HumanDuration(Duration::from_millis(ms)))
+        // Only digits are left, so a failed parse is a number past u64: too long as well.
+        let n: u64 = digits.parse().map_err(|_| too_long())?;
+        let ms = n.checked_mul(per_unit).ok_or_else(too_long)?;
+        let d = Duration::from_millis(ms);
+        if d > MAX_DURATION {
+            return Err(too_long());
+        }
+        Ok(HumanDuration(d))
     }
 }
 
@@ -106,17 +122,36 @@ mod tests {
         assert_eq!(ms("2m"), Ok(120_000));
         assert_eq!(ms("1h"), Ok(3_600_000));
         assert_eq!(ms("0s"), Ok(0));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "5 s",
-            "5sec",
-            "-1s",
-            "1.5s",
+        for bad in ["", "5", "s", "5 s", "5sec", "-1s", "1.5s", "+5s", "5h5m"] {
+            assert_eq!(
+                ms(bad),
+                Err(format!(
+                    "{bad:?} is not a duration (expected e.g. \"250ms\", \"5s\", \"1m\")"
+                )),
+            );
+        }
+    }
+
+    #[test]
+    fn durations_stop_at_a_day() {
+        let ms = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
+        for max in ["24h", "1440m", "86400s", "86400000ms"] {
+            assert_eq!(ms(max), Ok(MAX_DURATION), "{max}");
+        }
+        for over in [
+            "25h",
+            "1441m",
+            "86401s",
+            "86400001ms",
+            "18446744073709551615ms",
+            "18446744073709551616ms",
+            "5124095576030432h",
             "99999999999999999999h",
         ] {
-            assert!(ms(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(
+                ms(over),
+                Err(format!("{over:?} is longer than the maximum of 24h"))
+            );
         }
     }
 }

@@ -79,6 +79,9 @@ pub const DEFAULT_WORKER_STALL: Duration = Duration::from_millis(300);
 /// Workers turn their loop at least this often when idle (their tick), so a stall limit must
 /// be longer.
 pub const WORKER_TICK: Duration = Duration::from_millis(100);
+/// The most `unicast_peers` of one instance: every advert (up to 100 a second) is sent to
+/// each, so the count bounds the VRRP thread's work; a virtual router has a few members.
+pub const MAX_UNICAST_PEERS: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,6 +276,12 @@ fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpIns
         vips.push(Vip { addr, prefix_len });
     }
     let unicast_peers = r.unicast_peers.clone().unwrap_or_default();
+    if unicast_peers.len() > MAX_UNICAST_PEERS {
+        p.add(
+            format!("{at}.unicast_peers"),
+            format!("at most {MAX_UNICAST_PEERS} addresses"),
+        );
+    }
     for (j, peer) in unicast_peers.iter().enumerate() {
         if peer.is_ipv6() != family_v6 || peer.is_unspecified() || peer.is_multicast() {
             let family = if family_v6 { "IPv6" } else { "IPv4" };
@@ -563,6 +572,31 @@ mod tests {
             "x.json: vrrp.instances[0].unicast_peers[0]: 192.0.2.3 is not a unicast IPv6 address (the family of the vips) (line 4, column 62)",
         ];
         assert_eq!(e.lines().collect::<Vec<_>>(), want, "\n{e}");
+    }
+
+    #[test]
+    fn unicast_peers_are_bounded() {
+        let peers = |n: usize| -> String {
+            let list: Vec<String> = (1..=n).map(|i| format!("\"192.0.2.{i}\"")).collect();
+            format!(
+                r#"{{ "instances": [ {{ "name": "A", "interface": "eth0", "vrid": 1,
+  "vips": ["192.0.2.200"], "unicast_peers": [{}] }} ] }}"#,
+                list.join(", ")
+            )
+        };
+        assert_eq!(
+            parse("x.json", &with_vrrp(&peers(MAX_UNICAST_PEERS)))
+                .unwrap()
+                .vrrp
+                .instances[0]
+                .unicast_peers
+                .len(),
+            MAX_UNICAST_PEERS
+        );
+        assert_eq!(
+            errors(&peers(MAX_UNICAST_PEERS + 1)),
+            "x.json: vrrp.instances[0].unicast_peers: at most 64 addresses (line 4, column 45)"
+        );
     }
 
     #[test]
