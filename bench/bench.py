@@ -1477,7 +1477,8 @@ class ReloadBench:
 
     def reload_lines(self, word_):
         """How many `reload #N ok|failed` lines ringlb has logged so far."""
-        pattern = re.compile(rf"^ringlb: reload #[0-9]* {word_}")
+        # After the line's RFC 3339 timestamp and level, when it has them.
+        pattern = re.compile(rf"^(?:\S+Z \w+ )?ringlb: reload #[0-9]* {word_}")
         text = self.lb_log.read_text(errors="replace").splitlines()
         return sum(1 for l in text if pattern.match(l))
 
