@@ -66,13 +66,15 @@ fn systemd_unit_checks_reloads_and_drains() {
         unit_values(&unit, "ExecStartPre"),
         [format!("{} --check", start[0])]
     );
+    // The reload waits for its outcome on the control socket, so a failed one fails
+    // `systemctl reload`; readiness and the watchdog come from ringlb itself.
     assert_eq!(
         unit_values(&unit, "ExecReload"),
-        [
-            format!("{} --check", start[0]).as_str(),
-            "/bin/kill -HUP $MAINPID"
-        ]
+        ["/usr/local/bin/ringlb ctl -c /etc/ringlb/ringlb.json reload"]
     );
+    assert_eq!(unit_values(&unit, "Type"), ["notify"]);
+    assert_eq!(unit_values(&unit, "RuntimeDirectory"), ["ringlb"]);
+    assert!(!unit_values(&unit, "WatchdogSec").is_empty());
     assert_eq!(unit_values(&unit, "KillSignal"), ["SIGTERM"]);
     for caps in ["AmbientCapabilities", "CapabilityBoundingSet"] {
         assert_eq!(
