@@ -364,7 +364,7 @@ fn run(
             return Err(format!("cannot open the control socket: {e}"))
         }
         Err(e) => {
-            event!(warning: "no control socket ({e}): ringlb ctl cannot reach this instance");
+            event!(warning: "no control socket ({e}): ringlb ctl will not reach this instance");
             None
         }
     };
