@@ -18,6 +18,7 @@ mod table;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod tls;
+mod version;
 mod worker;
 
 use std::os::fd::{FromRawFd, OwnedFd};
