@@ -1,6 +1,8 @@
 //! Both encodings of a report made by hand: VRRP labels, build info, the new counters, and
 //! a text exposition whose counters are named with `_total` and whose buckets add up.
 
+mod shipped;
+
 use super::*;
 use crate::stats::ends::{EndCounts, EndTotals};
 use crate::stats::report::{BackendRow, FrontendRow, Process, ServerRow, VrrpRow};
