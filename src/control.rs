@@ -75,11 +75,10 @@ pub fn health_targets(reg: &ServerRegistry) -> (Vec<health::Target>, Duration) {
             let backend = &c.backends[b];
             let check = backend.health_check.as_ref()?;
             wait = wait.max(check.timeout);
-            Some(health::Target::new(
-                &backend.name,
-                &backend.servers[s],
-                check,
-            ))
+            Some(
+                health::Target::new(&backend.name, &backend.servers[s], check)
+                    .counting_failures_in(reg.check_failures(b, s)),
+            )
         })
         .collect();
     (targets, wait)

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ use crate::table::{
 };
 
 mod admin;
+mod history;
 mod state_file;
 
 /// A server's identity: a reload that keeps all three keeps its state and counter.
@@ -40,6 +41,8 @@ struct ServerRuntime {
     since: Instant,
     load: Arc<AtomicU32>,
     stats: Arc<ServerStats>,
+    /// Verdict changes and DOWN time, for the metrics.
+    history: HealthHistory,
 }
 
 impl ServerRuntime {
@@ -54,6 +57,7 @@ impl ServerRuntime {
 }
 
 pub use admin::{AdminError, RegistryView};
+pub use history::HealthHistory;
 
 pub struct ServerRegistry {
     config: Config,
@@ -123,6 +127,12 @@ impl ServerRegistry {
         &self.targets
     }
 
+    /// The failed-check counter of server `s` of backend `b` (indices of the current
+    /// config), kept with the server's identity.
+    pub fn check_failures(&self, b: usize, s: usize) -> Arc<AtomicU64> {
+        self.servers[b][s].stats.check_failures.clone()
+    }
+
     /// The last verdict of each target while its server existed before this reload, for
     /// the checker to carry: `None` for targets that are new.
     pub fn carried_health(&self, before: &HashMap<ServerKey, ServerState>) -> Vec<Option<bool>> {
@@ -153,8 +163,10 @@ impl ServerRegistry {
                 ServerState::Down
             };
             rt.reason = short_reason(reason).to_string();
+            let now = Instant::now();
+            rt.history.verdict(!up, now);
             if rt.effective() != before {
-                rt.since = Instant::now();
+                rt.since = now;
             }
         }
     }
@@ -293,12 +305,14 @@ impl ServerRegistry {
                                 since: Instant::now(),
                                 load: Arc::default(),
                                 stats: Arc::new(ServerStats::new(workers)),
+                                history: HealthHistory::new(checked, Instant::now()),
                             };
                         };
                         let before = rt.effective();
                         if !checked {
                             rt.state = ServerState::Up;
                             rt.reason = initial_reason(false).to_string();
+                            rt.history.verdict(false, Instant::now());
                         }
                         let overridden =
                             rt.admin != AdminState::Ready || rt.admin_weight.is_some();

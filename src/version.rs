@@ -6,14 +6,13 @@ use std::fmt::Write as _;
 
 use io_uring::{opcode, IoUring, Probe};
 
-/// The commit ringlb was built from (`unknown` outside a git checkout).
-pub const COMMIT: &str = match option_env!("RINGLB_COMMIT") {
-    Some(c) => c,
-    None => "unknown",
-};
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Short hash of the commit built (`build.rs`), or `unknown` in a build without git.
+pub const COMMIT: &str = env!("RINGLB_COMMIT");
 
 pub fn long_version() -> String {
-    let mut out = format!("ringlb {} (commit {COMMIT})\n", env!("CARGO_PKG_VERSION"));
+    let mut out = format!("ringlb {VERSION} (commit {COMMIT})\n");
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());

@@ -274,7 +274,11 @@ fn metrics_parse_and_count_what_clients_did() {
     assert_eq!(a.status, 200);
     let m = openmetrics::parse(&a.body).unwrap_or_else(|e| panic!("{e}\n{}", a.body));
     for f in &m.families {
-        assert!(f.name.starts_with("ringlb_"), "{}", f.name);
+        assert!(
+            f.name.starts_with("ringlb_") || f.name.starts_with("process_"),
+            "{}",
+            f.name
+        );
         if f.kind == "counter" {
             assert!(
                 f.samples.iter().all(|s| s.name.ends_with("_total")),

@@ -57,6 +57,7 @@ enum Cmd {
 #[allow(dead_code)] // read by the stats page (issue 6), not yet built
 pub struct InstanceStatus {
     pub name: String,
+    pub vrid: u8,
     pub status: vrrp::Status,
     pub counters: vrrp::Counters,
     /// Transitions since start (to any state).

@@ -313,6 +313,7 @@ impl Router {
     pub(super) fn report(&self) -> InstanceStatus {
         InstanceStatus {
             name: self.cfg.name.clone(),
+            vrid: self.cfg.vrid,
             status: self.vr.status(),
             counters: self.vr.counters().clone(),
             transitions: self.transitions,

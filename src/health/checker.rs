@@ -407,6 +407,9 @@ impl Engine {
         changes: &mut Vec<StateChange>,
     ) {
         let slot = &mut self.slots[i];
+        if !result.passed() {
+            slot.target.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let first = !slot.health.has_result();
         if let Some(t) = slot.health.record(now, &result) {
             self.push(

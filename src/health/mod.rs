@@ -8,13 +8,15 @@ mod probe;
 mod state;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use crate::config::{HealthCheck, SendProxy, Server};
 
 pub use checker::{Checker, PassiveReporter};
 
 /// One server to check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// `backend/server`, as in the log lines.
     pub label: String,
@@ -24,6 +26,9 @@ pub struct Target {
     /// The server expects a PROXY header first: checks send one with the LOCAL command
     /// (v2) or `UNKNOWN` (v1), which says "this is not a client's connection".
     pub send_proxy: Option<SendProxy>,
+    /// Failed active checks, counted here for the metrics (the server's counter, kept
+    /// across reloads with its identity; one of its own until `counting_failures_in`).
+    pub failures: Arc<AtomicU64>,
 }
 
 impl Target {
@@ -34,7 +39,13 @@ impl Target {
             addr: check_addr(server, check),
             check: check.clone(),
             send_proxy: server.send_proxy,
+            failures: Arc::default(),
         }
+    }
+
+    /// Counts this target's failed checks in `failures`.
+    pub fn counting_failures_in(self, failures: Arc<AtomicU64>) -> Target {
+        Target { failures, ..self }
     }
 }
 

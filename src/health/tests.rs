@@ -47,6 +47,7 @@ fn target(name: &str, addr: SocketAddr, check: HealthCheck) -> Target {
         addr,
         check,
         send_proxy: None,
+        failures: Default::default(),
     }
 }
 

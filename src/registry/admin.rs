@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::ServerRegistry;
+use super::{HealthHistory, ServerRegistry};
 use crate::config::{Balance, MAX_WEIGHT};
 use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{AdminState, ServerState};
@@ -33,6 +33,8 @@ pub struct ServerView {
     pub weight: u32,
     pub load: Arc<AtomicU32>,
     pub stats: Arc<ServerStats>,
+    /// Health verdict changes and DOWN time.
+    pub history: HealthHistory,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +184,7 @@ impl ServerRegistry {
                         weight: rt.admin_weight.unwrap_or(s.weight),
                         load: rt.load.clone(),
                         stats: rt.stats.clone(),
+                        history: rt.history,
                     })
                     .collect(),
             })
@@ -273,11 +276,41 @@ mod tests {
         before.frontends[0].stats.cells.of(0).bytes_in.add(9);
         r.reload(parse(&TEXT.replace("127.0.0.1:3", "127.0.0.1:9")));
         let after = r.tables().load_full();
-        assert_eq!(after.backends[1].servers[0].stats.totals().conns, 4);
+        assert_eq!(
+            after.backends[1].servers[0]
+                .stats
+                .totals(std::time::Duration::ZERO)
+                .conns,
+            4
+        );
         assert_eq!(after.frontends[0].stats.totals().bytes_in, 9);
         assert!(!Arc::ptr_eq(
             &before.backends[0].servers[1].stats,
             &after.backends[0].servers[1].stats
         ));
+    }
+
+    #[test]
+    fn verdicts_and_failures_reach_the_view_and_survive_reloads() {
+        let mut r = ServerRegistry::new(parse(TEXT), 1);
+        let failures = r.check_failures(0, 0);
+        failures.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        r.set_health(0, 0, true, "");
+        r.set_health(0, 0, true, "");
+        r.set_health(0, 0, false, "");
+        r.reload(parse(&TEXT.replace("127.0.0.1:3", "127.0.0.1:9")));
+        let v = r.view();
+        let a = &v.backends[0].servers[0];
+        // First verdict UP (from not checked yet), a repeat, then DOWN: two changes.
+        assert_eq!(a.history.changes(), 2);
+        assert!(a.history.downtime(Instant::now()) > std::time::Duration::ZERO);
+        assert!(Arc::ptr_eq(&a.stats.check_failures, &failures));
+        // The unchecked server is never DOWN.
+        let c = &v.backends[1].servers[0];
+        assert_eq!(c.history.changes(), 0);
+        assert_eq!(
+            c.history.downtime(Instant::now()),
+            std::time::Duration::ZERO
+        );
     }
 }

@@ -6,14 +6,11 @@
 //! takes once per finished connection and the reader only while merging.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-/// Significant digits kept by the latency histograms: 1 % precision, and memory that grows
-/// with the range actually seen (a few KiB per server and worker).
-const SIGFIG: u8 = 2;
+use super::ends::{EndCounts, EndTotals};
+use super::timings::{CellTimings, Timings};
 
 /// Keeps what it holds on cache lines of its own (128 bytes: adjacent-line prefetch pairs
 /// 64-byte lines on x86).
@@ -102,6 +99,8 @@ pub struct FrontendCell {
     pub proxy_errors: Cell,
     /// Connections closed because no route named their server name and there is no default.
     pub no_route: Cell,
+    /// Connections by how they ended.
+    pub ends: EndCounts,
 }
 
 /// A frontend's counters; carried across reloads by frontend name.
@@ -129,6 +128,7 @@ impl FrontendStats {
             no_server: self.cells.sum(|c| &c.no_server),
             proxy_errors: self.cells.sum(|c| &c.proxy_errors),
             no_route: self.cells.sum(|c| &c.no_route),
+            ends: EndTotals::sum(self.cells.iter().map(|c| &c.ends)),
             peak: self.peak.load(Ordering::Relaxed),
         }
     }
@@ -143,6 +143,7 @@ pub struct FrontendTotals {
     pub no_server: u64,
     pub proxy_errors: u64,
     pub no_route: u64,
+    pub ends: EndTotals,
     pub peak: u32,
 }
 
@@ -177,42 +178,6 @@ impl BackendStats {
     }
 }
 
-/// Connect times and connection durations in microseconds, with their exact sums.
-#[derive(Debug)]
-pub struct Timings {
-    pub connect: Histogram<u64>,
-    pub duration: Histogram<u64>,
-    pub connect_sum_us: u64,
-    pub duration_sum_us: u64,
-}
-
-impl Default for Timings {
-    fn default() -> Timings {
-        Timings {
-            connect: new_histogram(),
-            duration: new_histogram(),
-            connect_sum_us: 0,
-            duration_sum_us: 0,
-        }
-    }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // Auto-resizing: starts tiny and grows to the largest value recorded. `new` fails
-    // only for sigfig > 5.
-    Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("SIGFIG is 2"))
-}
-
-impl Timings {
-    pub fn add(&mut self, other: &Timings) {
-        // Both auto-resize, so adding never runs out of range.
-        let _ = self.connect.add(&other.connect);
-        let _ = self.duration.add(&other.duration);
-        self.connect_sum_us = self.connect_sum_us.wrapping_add(other.connect_sum_us);
-        self.duration_sum_us = self.duration_sum_us.wrapping_add(other.duration_sum_us);
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct ServerCell {
     /// Connections established to this server (successful connects).
@@ -223,35 +188,21 @@ pub struct ServerCell {
     pub connect_errors: Cell,
     /// Connect attempts to this server that retried a failed one.
     pub retries: Cell,
-    timings: Mutex<Timings>,
+    /// Connections that reached this server, by how they ended.
+    pub ends: EndCounts,
+    timings: Mutex<CellTimings>,
 }
 
 impl ServerCell {
-    /// Records a finished connection: its connect time, if it connected, and how long the
-    /// client was with ringlb. Called by the cell's worker once per connection.
-    pub fn record(&self, connect: Option<Duration>, duration: Duration) {
-        let mut t = self.timings.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = connect {
-            let us = micros(c);
-            record(&mut t.connect, us);
-            t.connect_sum_us = t.connect_sum_us.wrapping_add(us);
-        }
-        let us = micros(duration);
-        record(&mut t.duration, us);
-        t.duration_sum_us = t.duration_sum_us.wrapping_add(us);
+    /// Records a finished connection at `now` (since `Shared::epoch`): its connect time,
+    /// if it connected, and how long the client was with ringlb. Called by the cell's
+    /// worker once per connection.
+    pub fn record(&self, now: Duration, connect: Option<Duration>, duration: Duration) {
+        self.timings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(now, connect, duration);
     }
-}
-
-/// Records `v`, growing the histogram as needed (`saturating_record` would clamp to the
-/// current range instead of growing).
-fn record(h: &mut Histogram<u64>, v: u64) {
-    if h.record(v).is_err() {
-        h.saturating_record(v);
-    }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A server's counters; carried across reloads by server identity (backend, name, address).
@@ -260,6 +211,9 @@ pub struct ServerStats {
     pub cells: PerWorker<ServerCell>,
     /// Most connections at once since start.
     pub peak: AtomicU32,
+    /// Failed health checks, counted by the health thread (the only writer, and not a
+    /// worker: a plain atomic add). Shared with its check target.
+    pub check_failures: Arc<AtomicU64>,
 }
 
 impl ServerStats {
@@ -267,14 +221,20 @@ impl ServerStats {
         ServerStats {
             cells: PerWorker::new(workers),
             peak: AtomicU32::new(0),
+            check_failures: Arc::default(),
         }
     }
 
-    /// Sums the cells and merges the histograms.
-    pub fn totals(&self) -> ServerTotals {
+    /// Sums the cells and merges the histograms, since start and over the window that ends
+    /// at `now` (since `Shared::epoch`).
+    pub fn totals(&self, now: Duration) -> ServerTotals {
         let mut timings = Timings::default();
+        let mut window = Timings::default();
         for c in self.cells.iter() {
-            timings.add(&c.timings.lock().unwrap_or_else(PoisonError::into_inner));
+            c.timings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .merge_into(now, &mut timings, &mut window);
         }
         ServerTotals {
             conns: self.cells.sum(|c| &c.conns),
@@ -282,8 +242,11 @@ impl ServerStats {
             bytes_out: self.cells.sum(|c| &c.bytes_out),
             connect_errors: self.cells.sum(|c| &c.connect_errors),
             retries: self.cells.sum(|c| &c.retries),
+            ends: EndTotals::sum(self.cells.iter().map(|c| &c.ends)),
+            check_failures: self.check_failures.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
             timings,
+            window,
         }
     }
 }
@@ -295,8 +258,13 @@ pub struct ServerTotals {
     pub bytes_out: u64,
     pub connect_errors: u64,
     pub retries: u64,
+    pub ends: EndTotals,
+    pub check_failures: u64,
     pub peak: u32,
+    /// Since start.
     pub timings: Timings,
+    /// The last `WINDOW_MINUTES`.
+    pub window: Timings,
 }
 
 #[cfg(test)]
@@ -337,12 +305,15 @@ mod tests {
         for ms in 1..=100u64 {
             let w = (ms % 2) as usize;
             s.cells.of(w).record(
+                Duration::from_secs(ms),
                 Some(Duration::from_micros(ms * 10)),
                 Duration::from_millis(ms),
             );
         }
-        let t = s.totals();
+        let t = s.totals(Duration::from_secs(100));
         assert_eq!(t.timings.duration.len(), 100);
+        // Recorded over the last two minutes: all in the window.
+        assert_eq!(t.window.duration.len(), 100);
         let p50 = t.timings.duration.value_at_quantile(0.5);
         assert!((49_000..=51_000).contains(&p50), "{p50}");
         assert_eq!(

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::report::{BackendRow, Latency, Report, ServerRow};
+use super::timings::WINDOW_MINUTES;
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:8px 12px;
@@ -57,9 +58,11 @@ pub fn render(r: &Report, refresh: Duration) -> String {
     };
     let _ = writeln!(
         o,
-        "<footer>Bytes in: from clients; out: to clients. Times in ms. {every}. \
+        "<footer>Bytes in: from clients; out: to clients. Times in ms; \
+         last {WINDOW_MINUTES} min: the current minute and the {} before it. {every}. \
          Also as <a href=\"stats.json\">JSON</a> and <a href=\"metrics\">metrics</a>.\
-         </footer></body></html>"
+         </footer></body></html>",
+        WINDOW_MINUTES - 1
     );
     o
 }
@@ -72,9 +75,10 @@ fn process(o: &mut String, r: &Report) {
         .map_or_else(|| "?".to_string(), |n| n.to_string());
     let _ = writeln!(
         o,
-        "<p class=\"meta\">version <b>{}</b> · pid <b>{}</b> · up <b>{}</b> · <b>{}</b> workers \
-         · connections <b>{}</b> / maxconn {} · fds <b>{fds}</b> / {}</p>",
+        "<p class=\"meta\">version <b>{}</b> ({}) · pid <b>{}</b> · up <b>{}</b> · <b>{}</b> \
+         workers · connections <b>{}</b> / maxconn {} · fds <b>{fds}</b> / {}</p>",
         esc(p.version),
+        esc(p.commit),
         p.pid,
         human_duration(p.uptime_seconds),
         p.workers,
@@ -179,11 +183,16 @@ fn backend(o: &mut String, b: &BackendRow) {
         b.queue_total,
     );
     o.push_str("<div class=\"scroll\"><table>\n");
-    o.push_str(
+    let _ = writeln!(
+        o,
         "<tr><th>Server</th><th>State</th><th class=\"l\">Why</th><th>Since</th><th>Weight</th>\
          <th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>Queue</th><th>Bytes in</th>\
-         <th>Bytes out</th><th>Conn errors</th><th>Retries</th>\
-         <th>Connect p50 / p99 / max</th><th>Duration p50 / p99 / max</th></tr>\n",
+         <th>Bytes out</th><th>Conn errors</th><th>Retries</th><th>Checks failed</th>\
+         <th>Downtime</th>\
+         <th>Connect p50 / p99 / max<br>last {WINDOW_MINUTES} min</th>\
+         <th>Duration p50 / p99 / max<br>last {WINDOW_MINUTES} min</th>\
+         <th>Connect p50 / p99 / max<br>since start</th>\
+         <th>Duration p50 / p99 / max<br>since start</th></tr>"
     );
     for s in &b.servers {
         server(o, &b.name, s);
@@ -192,7 +201,7 @@ fn backend(o: &mut String, b: &BackendRow) {
         o,
         "<tr class=\"total\"><td>Total</td><td>{}</td><td class=\"why\"></td><td></td><td></td>\
          <td>{}</td><td></td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td><td>{}</td></tr>",
+         <td>{}</td><td></td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         badge(b.state),
         b.conns,
         b.conns_total,
@@ -201,6 +210,8 @@ fn backend(o: &mut String, b: &BackendRow) {
         bytes(b.bytes_out),
         b.connect_errors,
         b.retries,
+        latency(b.connect_ms_window.as_ref()),
+        latency(b.duration_ms_window.as_ref()),
         latency(b.connect_ms.as_ref()),
         latency(b.duration_ms.as_ref()),
     );
@@ -214,7 +225,7 @@ fn server(o: &mut String, backend: &str, s: &ServerRow) {
         "<tr data-server=\"{}/{}\" data-state=\"{}\"><td title=\"{}\">{}{backup}</td>\
          <td>{}</td><td class=\"why\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
          <td>{}</td><td>{}</td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td></tr>",
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         esc(backend),
         esc(&s.name),
         s.state,
@@ -232,6 +243,10 @@ fn server(o: &mut String, backend: &str, s: &ServerRow) {
         bytes(s.bytes_out),
         s.connect_errors,
         s.retries,
+        s.check_failures,
+        human_duration(s.downtime_seconds),
+        latency(s.connect_ms_window.as_ref()),
+        latency(s.duration_ms_window.as_ref()),
         latency(s.connect_ms.as_ref()),
         latency(s.duration_ms.as_ref()),
     );

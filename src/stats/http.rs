@@ -1,7 +1,7 @@
 //! One request to the stats listener, in the order it is judged: the host it names (421
 //! unless this listener), the failed-login limit (429), basic auth (401), then routing by
 //! method and path; and the headers every answer carries (no caching, no sniffing, no
-//! framing).
+//! framing). `/metrics` speaks the format the `Accept` header prefers.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::auth::{self, Login};
@@ -137,10 +137,14 @@ pub async fn answer(request: Request<Incoming>, peer: SocketAddr, state: &StatsS
             }
             Err(e) => Reply::text(500, format!("cannot encode: {e}")),
         },
-        "/metrics" => match metrics::encode(state.report()) {
-            Ok(body) => Reply::new(200, metrics::CONTENT_TYPE, body),
-            Err(_) => Reply::text(500, "cannot encode metrics"),
-        },
+        "/metrics" => {
+            let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = metrics::Format::negotiate(accept);
+            match metrics::encode(&state.report(), format) {
+                Ok(body) => Reply::new(200, format.content_type(), body).with("Vary", "Accept"),
+                Err(_) => Reply::text(500, "cannot encode metrics"),
+            }
+        }
         "/admin/server" if request.method() != Method::POST => {
             Reply::text(405, "method not allowed").with("Allow", "POST")
         }

@@ -9,14 +9,17 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::counters::Timings;
+use super::ends::EndTotals;
+use super::process::{self, ProcessFacts};
+use super::timings::{Timings, WINDOW_MINUTES};
 use super::Sources;
 use crate::control;
 use crate::fault::{self, Helper};
 use crate::registry::RegistryView;
 use crate::table::ServerState;
+use crate::version;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub process: Process,
     pub vrrp: Vec<VrrpRow>,
@@ -24,9 +27,11 @@ pub struct Report {
     pub backends: Vec<BackendRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Process {
     pub version: &'static str,
+    /// The commit built (`unknown` without git at build time).
+    pub commit: &'static str,
     pub pid: u32,
     pub uptime_seconds: f64,
     pub workers: usize,
@@ -46,6 +51,10 @@ pub struct Process {
     pub log_dropped: u64,
     /// Faults caught per helper thread (each restarted it).
     pub thread_faults: Vec<(&'static str, u64)>,
+    /// What the `*_window` latencies cover: the current minute and those before it.
+    pub latency_window_seconds: u64,
+    /// CPU, memory, fds and start time, as the `process_*` metrics give them.
+    pub resources: ProcessFacts,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,9 +65,10 @@ pub struct ReloadRow {
     pub seconds_ago: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct VrrpRow {
     pub name: String,
+    pub vrid: u8,
     /// `MASTER`, `BACKUP` or `INIT`.
     pub state: &'static str,
     /// Configured priority less the fate-sharing penalty.
@@ -67,9 +77,14 @@ pub struct VrrpRow {
     /// In BACKUP: the master whose adverts it follows.
     pub master: Option<String>,
     pub transitions: u64,
+    pub adverts_sent: u64,
+    /// Adverts that passed every check.
+    pub adverts_received: u64,
+    /// Dropped adverts by reason (the vrrp crate's labels), zeros included.
+    pub drops: Vec<(&'static str, u64)>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct FrontendRow {
     pub name: String,
     pub bind: Vec<String>,
@@ -90,9 +105,11 @@ pub struct FrontendRow {
     pub proxy_errors: u64,
     /// Connections closed for want of a route for their TLS server name.
     pub no_route: u64,
+    /// Connections by how they ended (the log's `end=`).
+    pub ends: EndTotals,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct BackendRow {
     pub name: String,
     pub balance: String,
@@ -107,12 +124,16 @@ pub struct BackendRow {
     pub bytes_out: u64,
     pub connect_errors: u64,
     pub retries: u64,
+    /// Since start.
     pub connect_ms: Option<Latency>,
     pub duration_ms: Option<Latency>,
+    /// Over the last `latency_window_seconds`.
+    pub connect_ms_window: Option<Latency>,
+    pub duration_ms_window: Option<Latency>,
     pub servers: Vec<ServerRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct ServerRow {
     pub name: String,
     pub addr: String,
@@ -135,10 +156,24 @@ pub struct ServerRow {
     pub bytes_out: u64,
     pub connect_errors: u64,
     pub retries: u64,
+    /// Failed health checks.
+    pub check_failures: u64,
+    /// Health verdict changes (UP to DOWN and back).
+    pub state_changes: u64,
+    /// Time the health checks held it DOWN, the current spell included.
+    pub downtime_seconds: f64,
+    /// Connections that reached it, by how they ended.
+    pub ends: EndTotals,
+    /// Since start.
     pub connect_ms: Option<Latency>,
     pub duration_ms: Option<Latency>,
+    /// Over the last `latency_window_seconds`.
+    pub connect_ms_window: Option<Latency>,
+    pub duration_ms_window: Option<Latency>,
     #[serde(skip)]
     pub timings: Timings,
+    #[serde(skip)]
+    pub window: Timings,
 }
 
 /// Percentiles of one histogram, in milliseconds.
@@ -198,6 +233,8 @@ impl Rates {
 pub fn collect(sources: &Sources, rates: &Rates) -> Report {
     let view = control::lock(&sources.registry).view();
     let now = Instant::now();
+    // The workers' clock, which their latency windows are kept in.
+    let since_epoch = now.saturating_duration_since(sources.shared.epoch);
     let frontends = view
         .frontends
         .iter()
@@ -218,6 +255,7 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
                 no_server: t.no_server,
                 proxy_errors: t.proxy_errors,
                 no_route: t.no_route,
+                ends: t.ends,
             }
         })
         .collect();
@@ -229,7 +267,7 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
                 .servers
                 .iter()
                 .map(|s| {
-                    let t = s.stats.totals();
+                    let t = s.stats.totals(since_epoch);
                     ServerRow {
                         name: s.name.clone(),
                         addr: s.addr.to_string(),
@@ -249,15 +287,23 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
                         bytes_out: t.bytes_out,
                         connect_errors: t.connect_errors,
                         retries: t.retries,
+                        check_failures: t.check_failures,
+                        state_changes: s.history.changes(),
+                        downtime_seconds: s.history.downtime(now).as_secs_f64(),
+                        ends: t.ends,
                         connect_ms: Latency::of(&t.timings.connect),
                         duration_ms: Latency::of(&t.timings.duration),
+                        connect_ms_window: Latency::of(&t.window.connect),
+                        duration_ms_window: Latency::of(&t.window.duration),
                         timings: t.timings,
+                        window: t.window,
                     }
                 })
                 .collect();
-            let mut merged = Timings::default();
+            let (mut merged, mut window) = (Timings::default(), Timings::default());
             for s in &servers {
                 merged.add(&s.timings);
+                window.add(&s.window);
             }
             let (queue, queue_total) = b.stats.queue();
             let servers_up = b
@@ -281,27 +327,31 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
                 retries: sum(|s| s.retries),
                 connect_ms: Latency::of(&merged.connect),
                 duration_ms: Latency::of(&merged.duration),
+                connect_ms_window: Latency::of(&window.connect),
+                duration_ms_window: Latency::of(&window.duration),
                 servers,
             }
         })
         .collect();
     Report {
-        process: process(sources, now),
+        process: process_row(sources, now),
         vrrp: vrrp(sources),
         frontends,
         backends,
     }
 }
 
-fn process(sources: &Sources, now: Instant) -> Process {
+fn process_row(sources: &Sources, now: Instant) -> Process {
     let (reloads, failed_reloads, last) = sources.reload_status();
+    let resources = process::read();
     Process {
-        version: env!("CARGO_PKG_VERSION"),
+        version: version::VERSION,
+        commit: version::COMMIT,
         pid: std::process::id(),
         uptime_seconds: now.duration_since(sources.started).as_secs_f64(),
         workers: sources.workers,
         fd_limit: sources.fd_limit,
-        fds_open: fds_open(),
+        fds_open: resources.open_fds,
         maxconn: sources.shared.maxconn.load(Ordering::Relaxed),
         conns: sources.shared.conns.load(Ordering::Relaxed),
         reloads,
@@ -319,13 +369,9 @@ fn process(sources: &Sources, now: Instant) -> Process {
             .iter()
             .map(|&h| (h.name(), fault::faults(h)))
             .collect(),
+        latency_window_seconds: WINDOW_MINUTES * 60,
+        resources,
     }
-}
-
-/// Open descriptors of this process, less the one that reading the directory takes.
-fn fds_open() -> Option<u64> {
-    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-    Some(n.saturating_sub(1))
 }
 
 fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
@@ -337,6 +383,7 @@ fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
         .into_iter()
         .map(|i| VrrpRow {
             name: i.name,
+            vrid: i.vrid,
             state: match i.status.state {
                 vrrp::State::Master => "MASTER",
                 vrrp::State::Backup => "BACKUP",
@@ -349,6 +396,14 @@ fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
                 .master
                 .map(|m| format!("{} (priority {})", m.addr, m.priority)),
             transitions: i.transitions,
+            adverts_sent: i.counters.adverts_sent,
+            adverts_received: i.counters.adverts_received,
+            drops: i
+                .counters
+                .drops
+                .iter()
+                .map(|(kind, n)| (kind.label(), n))
+                .collect(),
         })
         .collect()
 }

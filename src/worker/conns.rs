@@ -239,18 +239,6 @@ impl Worker {
         self.live -= 1;
     }
 
-    /// A connection ends: its times go into its server's histograms.
-    fn count_end(&self, conn: &Conn, link: &Link) {
-        let (Some(connect_time), Some(i)) = (conn.connect_time(), link.server_idx) else {
-            return;
-        };
-        link.backend_table().servers[i]
-            .stats
-            .cells
-            .of(self.id)
-            .record(Some(connect_time), self.now.saturating_sub(conn.accepted()));
-    }
-
     fn log_conn(&mut self, conn: &Conn, link: &Link) {
         let backend = link.backend_table();
         let f = &link.tables.frontends[link.frontend];

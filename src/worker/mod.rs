@@ -9,6 +9,7 @@ mod conns;
 mod link;
 mod log_line;
 mod pipes;
+mod tally;
 mod token;
 
 use std::collections::VecDeque;
