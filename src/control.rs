@@ -178,10 +178,13 @@ impl Control {
                         event!(error: "worker {id} failed while stopping: {why}");
                     }
                 },
-                recv(self.jobs) -> job => {
-                    if let Ok(job) = job {
+                recv(self.jobs) -> job => match job {
+                    Ok(job) => {
                         let _ = job.reply.send(Err("ringlb is stopping".into()));
                     }
+                    // No control socket: never ready again (a closed channel would be
+                    // ready at every turn and spin this loop).
+                    Err(_) => self.jobs = crossbeam_channel::never(),
                 },
                 recv(signals) -> sig => {
                     if !matches!(sig, Ok(Signal::SIGHUP | Signal::SIGUSR2)) {
@@ -222,10 +225,9 @@ impl Control {
         loop {
             select! {
                 recv(tick) -> _ => self.on_tick(),
-                recv(self.jobs) -> job => {
-                    if let Ok(job) = job {
-                        self.run_job(job);
-                    }
+                recv(self.jobs) -> job => match job {
+                    Ok(job) => self.run_job(job),
+                    Err(_) => self.jobs = crossbeam_channel::never(),
                 },
                 recv(signals) -> sig => match sig {
                     // SIGUSR2 is HAProxy's reload signal; SIGUSR1 its soft stop (below).

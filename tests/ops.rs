@@ -283,3 +283,36 @@ fn a_drained_server_stays_drained_across_a_restart() {
     assert!(!table.contains("DRAIN"), "{table}");
     assert!(lb.log().contains("ignored"), "{}", lb.log());
 }
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn an_idle_ringlb_spends_no_cpu_with_or_without_a_control_socket() {
+    let a = Backend::echo();
+    for with_socket in [true, false] {
+        let port = free_port();
+        let config = if with_socket {
+            config_with_socket(port, &servers(&[a.addr()]), "").0
+        } else {
+            // The default socket path, which this host may not have: the warning case.
+            config(2, port, "", "", &servers(&[a.addr()]))
+        };
+        let lb = Ringlb::start(&config);
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(lb.pid());
+        std::thread::sleep(Duration::from_secs(2));
+        let spent = cpu_ticks(lb.pid()) - before;
+        // 2 s is 200 ticks at 100 Hz; idle ringlb wakes a few times a second per thread.
+        assert!(
+            spent <= 10,
+            "idle ringlb (control socket: {with_socket}) spent {spent} ticks in 2 s"
+        );
+    }
+}
