@@ -7,6 +7,7 @@ mod control;
 mod fault;
 mod ha;
 mod health;
+mod import;
 mod limits;
 mod listener;
 mod logging;
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use crossbeam_channel::Receiver;
 use nix::sys::signal::{SigSet, Signal};
 
@@ -51,12 +52,17 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
         Signals: SIGTERM or SIGINT stop accepting and let established connections finish for \
         `grace` (default 10s); a second one exits at once.",
     after_help = "Example:\n  ringlb -c conf/demo.json --check   # validate, like haproxy -c\n  \
-        ringlb -c conf/demo.json           # run"
+        ringlb -c conf/demo.json           # run\n  \
+        ringlb import --haproxy haproxy.cfg --keepalived keepalived.conf -o ringlb.json",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// JSON configuration file
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
-    config: PathBuf,
+    #[arg(short = 'c', long = "config", value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
     /// Validate the configuration and exit: 0 when valid, 1 with every error otherwise
     #[arg(long)]
     check: bool,
@@ -65,9 +71,25 @@ struct Cli {
     workers: Option<u16>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert haproxy.cfg (and keepalived.conf) into a ringlb configuration; exits 0 when
+    /// complete, 2 when something was left out (listed on stderr), 1 on error
+    Import(import::ImportArgs),
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match config::load(&cli.config) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return import::usage_error(e),
+    };
+    let config_path = match (cli.command, cli.config) {
+        (Some(Command::Import(args)), _) => return import::run(&args),
+        (None, Some(path)) => path,
+        // clap requires -c when there is no subcommand.
+        (None, None) => return ExitCode::from(2),
+    };
+    let config = match config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -75,11 +97,11 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("{}: configuration is valid", cli.config.display());
+        println!("{}: configuration is valid", config_path.display());
         return ExitCode::SUCCESS;
     }
     fault::install_panic_hook();
-    let code = match run(cli.config, config, cli.workers.map(usize::from)) {
+    let code = match run(config_path, config, cli.workers.map(usize::from)) {
         Ok(code) => code,
         Err(e) => {
             event!("{e}");
