@@ -344,6 +344,10 @@ fn backend(p: &Proxy, used_by: &[&Proxy], model: &Model, r: &mut Report) -> Opti
 
 /// ringlb's client timeout is the backend's; HAProxy's is the frontend's.
 fn client_timeout(p: &Proxy, used_by: &[&Proxy], r: &mut Report) -> Option<Duration> {
+    // A backend's `timeout tunnel` covers both sides once connected.
+    if let Some(t) = p.settings.tunnel {
+        return Some(t.value);
+    }
     let of = |x: &Proxy| x.settings.tunnel.or(x.settings.client).map(|t| t.value);
     let mut values: Vec<Option<Duration>> = used_by.iter().map(|f| of(f)).collect();
     values.dedup();
@@ -558,7 +562,11 @@ fn stats(
     r: &mut Report,
 ) -> Option<Stats> {
     let mut found: Option<Stats> = None;
-    for p in live.iter().filter(|p| p.stats.is_some()) {
+    // A proxy that serves only the stats page says where it belongs; a page inside a
+    // proxy that also forwards traffic comes after.
+    let mut candidates: Vec<&&Proxy> = live.iter().filter(|p| p.stats.is_some()).collect();
+    candidates.sort_by_key(|p| !stats_only.contains(p.name.as_str()));
+    for p in candidates {
         let Some(spec) = &p.stats else { continue };
         if found.is_some() {
             r.warn(

@@ -181,7 +181,11 @@ fn sni_match(words: &[String]) -> Result<Vec<(String, Option<String>)>, String> 
     let mut out = Vec::new();
     for v in values {
         let v = v.to_ascii_lowercase();
-        let bare = v.trim_start_matches('.');
+        // Only a suffix (`-m end`) may start with a dot.
+        let bare = match v.strip_prefix('.') {
+            Some(rest) if method == "end" => rest,
+            _ => v.as_str(),
+        };
         if !is_sni(bare) {
             return Err(format!("{v:?} (not a host name)"));
         }

@@ -42,11 +42,7 @@ pub fn convert(nodes: &[Node], r: &mut Report) -> Option<Vrrp> {
                 "ringlb balances as a proxy: describe the service in haproxy.cfg terms or as a ringlb frontend",
             ),
             "include" => r.warn(K, n.line, format!("include {}: not followed, import that file on its own", n.word(1))),
-            key if key.starts_with('@') => r.warn(
-                K,
-                n.line,
-                format!("{key}: lines for keepalived's -i config ids are left out"),
-            ),
+            key if key.starts_with('@') => conditional(n, r),
             key if key.starts_with('$') => r.warn(K, n.line, format!("{key}: definitions are not expanded, left out")),
             key => r.warn(K, n.line, format!("`{key}`: no equivalent in ringlb, left out")),
         }
@@ -155,6 +151,7 @@ fn script(n: &Node, defined: &[Script], r: &mut Report) -> Option<Script> {
     };
     for c in n.children() {
         match c.key() {
+            key if key.starts_with('@') => conditional(c, r),
             "script" => {
                 s.script = c.words[1..]
                     .iter()
@@ -287,10 +284,11 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
     let mut vrid = None;
     let mut advert = None;
     let mut vip_nodes: Vec<&Node> = Vec::new();
-    let mut auth: Option<(usize, String, String)> = None;
+    let mut auth: Option<(usize, usize, String, String)> = None;
     for c in n.children() {
         let line = c.line;
         match c.key() {
+            key if key.starts_with('@') => conditional(c, r),
             "state" => r.note(
                 K,
                 line,
@@ -355,15 +353,15 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
             },
             "authentication" => {
                 let mut kind = String::new();
-                let mut pass = String::new();
+                let (mut pass, mut pass_line) = (String::new(), line);
                 for a in c.children() {
                     match a.key() {
                         "auth_type" => kind = a.word(1).to_string(),
-                        "auth_pass" => pass = a.word(1).to_string(),
+                        "auth_pass" => (pass, pass_line) = (a.word(1).to_string(), a.line),
                         key => r.warn(K, a.line, format!("authentication `{key}`: left out")),
                     }
                 }
-                auth = Some((line, kind, pass));
+                auth = Some((line, pass_line, kind, pass));
             }
             "accept" => i.accept_mode = Some(true),
             "no_accept" => i.accept_mode = Some(false),
@@ -490,7 +488,7 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
     if let Some((line, d)) = advert {
         i.advert_interval = Some(format_duration(advert_interval(d, version, line, r)));
     }
-    if let Some((line, kind, pass)) = auth {
+    if let Some((line, pass_line, kind, pass)) = auth {
         match (kind.as_str(), version) {
             ("PASS", 2) if !pass.is_empty() => {
                 let mut p = pass.clone();
@@ -500,7 +498,11 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
                         end -= 1;
                     }
                     p.truncate(end);
-                    r.note(K, line, format!("auth_pass: keepalived sends its first {AUTH_PASS_LEN} bytes, so does ringlb"));
+                    r.note(
+                        K,
+                        pass_line,
+                        format!("auth_pass: keepalived sends its first {AUTH_PASS_LEN} bytes, so does ringlb"),
+                    );
                 }
                 i.auth_pass = Some(p);
             }
@@ -724,6 +726,19 @@ fn command(c: &Node, r: &mut Report) -> Option<String> {
         r.note(K, c.line, format!("{}: the user and group after the command are left out; ringlb runs it as its own user", c.key()));
     }
     Some(first.text.clone())
+}
+
+/// `@ID ...`: a line keepalived reads only when started with `-i ID`.
+fn conditional(n: &Node, r: &mut Report) {
+    r.warn_hint(
+        K,
+        n.line,
+        format!(
+            "{}: a line for keepalived's -i config id, left out",
+            n.key()
+        ),
+        "remove the prefix to keep it",
+    );
 }
 
 /// The rule of ringlb's `interface`: at most 15 bytes, no `/` or whitespace.
