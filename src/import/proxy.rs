@@ -49,6 +49,8 @@ pub struct Settings {
     pub http_only: Vec<Deferred>,
     /// Cookie persistence, reported with the servers' `cookie` values.
     pub cookie: Option<usize>,
+    /// `default_backend` written in `defaults`.
+    pub default_backend: Option<At<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +227,9 @@ fn proxy(s: &Section, base: Settings, r: &mut Report) -> Proxy {
         }
         proxy_directive(d, &mut settings, &mut p, false, r);
     }
+    if p.default_backend.is_none() && p.kind != Kind::Backend {
+        p.default_backend = settings.default_backend.clone();
+    }
     p.settings = settings;
     p
 }
@@ -389,6 +394,12 @@ fn proxy_directive(
             }
         }
         "default_backend" => match d.words.get(1) {
+            Some(b) if in_defaults => {
+                s.default_backend = Some(At {
+                    line,
+                    value: b.clone(),
+                })
+            }
             Some(b) => {
                 p.default_backend = Some(At {
                     line,
@@ -405,6 +416,17 @@ fn proxy_directive(
                 p.acls
                     .push((line, d.word(1).to_string(), d.words[2..].to_vec()));
             }
+        }
+        "stats"
+            if in_defaults
+                && !matches!(d.word(1), "socket" | "timeout" | "maxconn" | "bind-process") =>
+        {
+            r.warn_hint(
+                H,
+                line,
+                "stats in defaults: left out",
+                "put the stats page in one proxy",
+            )
         }
         "stats" => stats(d, p, s, r),
         "bind" | "server" | "disabled" | "use_backend" | "acl" => only_in_proxies(r),

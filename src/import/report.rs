@@ -2,6 +2,7 @@
 //! file and line it comes from, says what happened and, where there is one, what to do.
 //! Warnings make an import partial; notes only explain a difference.
 
+use std::collections::HashMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,7 +14,7 @@ pub enum Severity {
 }
 
 /// Which input a finding comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
     Haproxy,
     Keepalived,
@@ -32,6 +33,8 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Report {
     findings: Vec<Finding>,
+    /// Where each (file, line, what) is in `findings`, so a repeat is found at once.
+    index: HashMap<(Source, usize, String), usize>,
 }
 
 impl Report {
@@ -70,14 +73,13 @@ impl Report {
         what: String,
         suggestion: Option<String>,
     ) {
-        if let Some(f) = self
-            .findings
-            .iter_mut()
-            .find(|f| f.source == source && f.line == line && f.what == what)
-        {
+        let key = (source, line, what);
+        if let Some(f) = self.index.get(&key).and_then(|&i| self.findings.get_mut(i)) {
             f.severity = f.severity.max(severity);
             return;
         }
+        let (source, line, what) = key.clone();
+        self.index.insert(key, self.findings.len());
         self.findings.push(Finding {
             source,
             line,

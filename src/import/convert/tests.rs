@@ -255,3 +255,20 @@ backend b
         ["9: frontends using b have different client timeouts: the first one's is used"]
     );
 }
+
+#[test]
+fn default_backend_from_defaults() {
+    let (out, found) = run("defaults
+  timeout connect 1s
+  timeout client 1s
+  timeout server 1s
+  default_backend b
+  stats enable
+frontend f
+  bind 127.0.0.1:1
+backend b
+  server s 127.0.0.1:2
+");
+    assert_eq!(out["frontends"][0]["backend"], "b");
+    assert_eq!(found, ["6: stats in defaults: left out"]);
+}
