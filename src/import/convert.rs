@@ -4,21 +4,20 @@
 //! refuse is left out here and reported, so the result always passes `--check`.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::check;
-use super::output::{self, Backend, Frontend, Route, Server, Stats, StatsAuth, Timeouts};
+use super::output::{self, Backend, Frontend, Route, Server, Timeouts};
 use super::proxy::{Kind, Mode, Model, Proxy};
 use super::report::{Report, Severity, Source};
 use super::routes;
 use super::server::ServerParams;
+use super::stats;
 use super::values::format_duration;
 
 const H: Source = Source::Haproxy;
 const MAX_WEIGHT: u32 = 256;
-/// HAProxy's conventional stats port, for a stats page that shared a traffic port.
-const STATS_PORT: u16 = 8404;
 
 pub fn convert(model: &Model, r: &mut Report) -> output::Config {
     // Proxies that only serve HAProxy's stats page, and the frontends that lead to one:
@@ -107,7 +106,7 @@ pub fn convert(model: &Model, r: &mut Report) -> output::Config {
         }
     }
 
-    out.stats = stats(&live, &stats_only, &bound, r);
+    out.stats = stats::stats(&live, &stats_only, &bound, r);
     out
 }
 
@@ -551,134 +550,6 @@ fn is_net(s: &str) -> bool {
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     len.is_empty() || len.parse::<u8>().is_ok_and(|l| l <= max)
-}
-
-/// The first stats page: a stats-only proxy's bind (a `listen`, or the frontends of a
-/// stats `backend`), or port 8404 beside a proxy that also forwards traffic.
-fn stats(
-    live: &[&Proxy],
-    stats_only: &HashSet<&str>,
-    bound: &HashMap<SocketAddr, String>,
-    r: &mut Report,
-) -> Option<Stats> {
-    let mut found: Option<Stats> = None;
-    // A proxy that serves only the stats page says where it belongs; a page inside a
-    // proxy that also forwards traffic comes after.
-    let mut candidates: Vec<&&Proxy> = live.iter().filter(|p| p.stats.is_some()).collect();
-    candidates.sort_by_key(|p| !stats_only.contains(p.name.as_str()));
-    for p in candidates {
-        let Some(spec) = &p.stats else { continue };
-        if found.is_some() {
-            r.warn(
-                H,
-                spec.line,
-                format!("another stats page ({}): ringlb has one, left out", p.name),
-            );
-            continue;
-        }
-        let own = stats_only.contains(p.name.as_str());
-        let binds: Vec<SocketAddr> = if own && !p.binds.is_empty() {
-            p.binds
-                .iter()
-                .flat_map(|b| b.addrs.iter().copied())
-                .collect()
-        } else if own {
-            live.iter()
-                .filter(|f| {
-                    f.kind == Kind::Frontend
-                        && f.default_backend
-                            .as_ref()
-                            .is_some_and(|d| d.value == p.name)
-                })
-                .flat_map(|f| f.binds.iter().flat_map(|b| b.addrs.iter().copied()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut bind = match binds.first() {
-            Some(&b) => b,
-            None => {
-                let ip = p
-                    .binds
-                    .first()
-                    .and_then(|b| b.addrs.first())
-                    .map_or(Ipv4Addr::LOCALHOST.into(), |a| a.ip());
-                let mut port = STATS_PORT;
-                while bound.contains_key(&SocketAddr::new(ip, port)) && port < u16::MAX {
-                    port += 1;
-                }
-                let bind = SocketAddr::new(ip, port);
-                r.warn_hint(
-                    H,
-                    spec.line,
-                    format!(
-                        "stats in {}: ringlb's stats page has its own listener, put on {bind}",
-                        p.name
-                    ),
-                    "change stats.bind to taste",
-                );
-                bind
-            }
-        };
-        if binds.len() > 1 {
-            r.note(
-                H,
-                spec.line,
-                format!("stats: ringlb's page listens on one address, {bind}"),
-            );
-        }
-        let mut auth = None;
-        for a in &spec.auth {
-            let (user, password) = &a.value;
-            let valid =
-                !user.is_empty() && !password.is_empty() && !user.chars().any(char::is_control);
-            if auth.is_some() {
-                r.warn(H, a.line, "stats auth: ringlb has one stats user, left out");
-            } else if !valid {
-                r.warn(H, a.line, "stats auth: an empty user or password, left out");
-            } else {
-                auth = Some(StatsAuth {
-                    user: user.clone(),
-                    password: password.clone(),
-                });
-            }
-        }
-        if auth.is_none() && !bind.ip().is_loopback() {
-            let local = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), bind.port());
-            r.warn_hint(
-                H,
-                spec.line,
-                format!("stats without auth on {bind}: ringlb serves an open page on loopback only, {local}"),
-                "add stats.auth to listen further",
-            );
-            bind = local;
-        }
-        if let Some(u) = spec.uri.as_ref().filter(|u| u.value != "/") {
-            r.note(
-                H,
-                u.line,
-                format!(
-                    "stats uri {}: ringlb serves its page at / (JSON at /stats.json)",
-                    u.value
-                ),
-            );
-        }
-        let refresh = spec.refresh.map(|t| {
-            let d = t.value;
-            if !d.is_zero() && d < Duration::from_secs(1) {
-                r.note(H, t.line, "stats refresh under 1s: 1s");
-                Duration::from_secs(1)
-            } else {
-                d
-            }
-        });
-        found = Some(Stats {
-            bind: bind.to_string(),
-            auth,
-            refresh: refresh.map(format_duration),
-        });
-    }
-    found
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 
 mod check;
 mod convert;
+mod directives;
+mod global;
 pub mod haproxy;
 pub mod keepalived;
 mod output;
@@ -15,8 +17,11 @@ mod proxy;
 mod report;
 mod routes;
 mod server;
+mod stats;
 mod text;
+mod track;
 mod values;
+mod vip;
 mod vrrp;
 
 use std::io::Write;

@@ -1,20 +1,18 @@
 //! keepalived.conf's VRRP side as ringlb's `vrrp` section: `vrrp_instance` blocks with
-//! their addresses, peers, password and hooks, `vrrp_script` and `track_file`
-//! definitions, `vrrp_version` from `global_defs`. IPVS (`virtual_server`), sync groups
-//! and routes have no place in ringlb and are reported.
+//! their settings and password, `vrrp_version` from `global_defs`; addresses are
+//! `vip.rs`'s, scripts, files and notify commands `track.rs`'s. IPVS (`virtual_server`),
+//! sync groups and routes have no place in ringlb and are reported.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
-use std::time::Duration;
 
 use super::keepalived::Node;
 use super::output::{Instance, Script, TrackFile, Tracked, Vrrp};
 use super::report::{Report, Source};
+use super::track::{self, MAX_FILE_WEIGHT, MAX_SCRIPT_WEIGHT};
 use super::values::{format_duration, keepalived_seconds};
+use super::vip;
 
 const K: Source = Source::Keepalived;
-const MAX_SCRIPT_WEIGHT: i32 = 253;
-const MAX_FILE_WEIGHT: i32 = 254;
 /// keepalived sends at most the first 8 bytes of a password.
 const AUTH_PASS_LEN: usize = 8;
 
@@ -27,8 +25,8 @@ pub fn convert(nodes: &[Node], r: &mut Report) -> Option<Vrrp> {
     for n in nodes {
         match n.key() {
             "global_defs" => {}
-            "vrrp_script" => out.scripts.extend(script(n, &out.scripts, r)),
-            "vrrp_track_file" | "track_file" if n.block.is_some() => out.files.extend(file(n, &out.files, r)),
+            "vrrp_script" => out.scripts.extend(track::script(n, &out.scripts, r)),
+            "vrrp_track_file" | "track_file" if n.block.is_some() => out.files.extend(track::file(n, &out.files, r)),
             "vrrp_instance" => {}
             "vrrp_sync_group" => r.warn(
                 K,
@@ -135,146 +133,6 @@ fn global_defs(n: &Node, r: &mut Report) -> Option<u8> {
     version
 }
 
-fn script(n: &Node, defined: &[Script], r: &mut Report) -> Option<Script> {
-    let name = n.word(1).to_string();
-    if name.is_empty() || defined.iter().any(|s| s.name == name) {
-        r.warn(
-            K,
-            n.line,
-            format!("vrrp_script {name:?}: empty or defined twice, left out"),
-        );
-        return None;
-    }
-    let mut s = Script {
-        name,
-        ..Script::default()
-    };
-    for c in n.children() {
-        match c.key() {
-            key if key.starts_with('@') => conditional(c, r),
-            "script" => {
-                s.script = c.words[1..]
-                    .iter()
-                    .map(|w| w.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-            "interval" | "timeout" => {
-                match keepalived_seconds(c.word(1)).filter(|d| !d.is_zero()) {
-                    Some(d) if c.key() == "interval" => s.interval = Some(format_duration(d)),
-                    Some(d) => s.timeout = Some(format_duration(d)),
-                    None => r.warn(
-                        K,
-                        c.line,
-                        format!("{} {:?}: not a duration, left out", c.key(), c.word(1)),
-                    ),
-                }
-            }
-            "weight" => s.weight = weight(c, MAX_SCRIPT_WEIGHT, r),
-            "rise" | "fall" => match c.word(1).parse::<u32>().ok().filter(|&v| v > 0) {
-                Some(v) if c.key() == "rise" => s.rise = Some(v),
-                Some(v) => s.fall = Some(v),
-                None => r.warn(
-                    K,
-                    c.line,
-                    format!("{} {:?}: not a count, left out", c.key(), c.word(1)),
-                ),
-            },
-            "user" => r.note(K, c.line, "user: ringlb runs scripts as its own user"),
-            "init_fail" => r.note(
-                K,
-                c.line,
-                "init_fail: ringlb counts a script as failing until it has passed `rise` times",
-            ),
-            key => r.warn(
-                K,
-                c.line,
-                format!("vrrp_script `{key}`: no equivalent in ringlb, left out"),
-            ),
-        }
-    }
-    if s.script.trim().is_empty() {
-        r.warn(
-            K,
-            n.line,
-            format!("vrrp_script {}: no script, left out", s.name),
-        );
-        return None;
-    }
-    Some(s)
-}
-
-fn file(n: &Node, defined: &[TrackFile], r: &mut Report) -> Option<TrackFile> {
-    let name = n.word(1).to_string();
-    if name.is_empty() || defined.iter().any(|f| f.name == name) {
-        r.warn(
-            K,
-            n.line,
-            format!("track_file {name:?}: empty or defined twice, left out"),
-        );
-        return None;
-    }
-    let mut f = TrackFile {
-        name,
-        ..TrackFile::default()
-    };
-    for c in n.children() {
-        match c.key() {
-            "file" => f.path = c.word(1).to_string(),
-            "weight" => f.weight = weight(c, MAX_FILE_WEIGHT, r),
-            "init_file" => r.note(K, c.line, "init_file: ringlb does not create the file"),
-            key => r.warn(
-                K,
-                c.line,
-                format!("track_file `{key}`: no equivalent in ringlb, left out"),
-            ),
-        }
-    }
-    if f.path.trim().is_empty() {
-        r.warn(
-            K,
-            n.line,
-            format!("track_file {}: no file, left out", f.name),
-        );
-        return None;
-    }
-    Some(f)
-}
-
-/// `weight N [reverse]` of a definition or a tracked item (the number is word `at`).
-fn weight(c: &Node, max: i32, r: &mut Report) -> Option<i32> {
-    weight_at(c, 1, max, r)
-}
-
-fn weight_at(c: &Node, at: usize, max: i32, r: &mut Report) -> Option<i32> {
-    match c.word(at + 1) {
-        "" | "noreverse" => {}
-        "reverse" => {
-            r.warn(
-                K,
-                c.line,
-                "weight ... reverse: not available in ringlb, the weight is left out",
-            );
-            return None;
-        }
-        other => r.warn(K, c.line, format!("`{other}` after the weight: left out")),
-    }
-    match c.word(at).parse::<i32>() {
-        Ok(w) if (-max..=max).contains(&w) => Some(w),
-        _ => {
-            r.warn(
-                K,
-                c.line,
-                format!(
-                    "weight {:?}: not from -{max} to {max}, left out",
-                    c.word(at)
-                ),
-            );
-            None
-        }
-    }
-}
-
 fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Option<Instance> {
     let mut i = Instance {
         name: n.word(1).to_string(),
@@ -329,7 +187,11 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
             },
             "virtual_ipaddress" => vip_nodes.extend(c.children()),
             "unicast_peer" => {
-                let peers: Vec<String> = c.children().iter().filter_map(|p| peer(p, r)).collect();
+                let peers: Vec<String> = c
+                    .children()
+                    .iter()
+                    .filter_map(|p| vip::peer(p, r))
+                    .collect();
                 i.unicast_peers = (!peers.is_empty()).then_some(peers);
             }
             "unicast_src_ip" | "mcast_src_ip" => r.note(
@@ -397,7 +259,7 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
                 ),
             },
             "track_script" => {
-                i.track_scripts = tracked(
+                i.track_scripts = track::tracked(
                     c,
                     |name| defs.scripts.iter().any(|s| s.name == name),
                     MAX_SCRIPT_WEIGHT,
@@ -406,7 +268,7 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
                 )
             }
             "track_file" => {
-                i.track_files = tracked(
+                i.track_files = track::tracked(
                     c,
                     |name| defs.files.iter().any(|f| f.name == name),
                     MAX_FILE_WEIGHT,
@@ -416,13 +278,13 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
             }
             "track_interface" => {
                 i.track_interfaces =
-                    tracked(c, is_interface_name, MAX_SCRIPT_WEIGHT, "interface", r)
+                    track::tracked(c, is_interface_name, MAX_SCRIPT_WEIGHT, "interface", r)
             }
-            "notify" => i.notify = command(c, r),
-            "notify_master" => i.notify_master = command(c, r),
-            "notify_backup" => i.notify_backup = command(c, r),
-            "notify_fault" => i.notify_fault = command(c, r),
-            "notify_stop" => i.notify_stop = command(c, r),
+            "notify" => i.notify = track::command(c, r),
+            "notify_master" => i.notify_master = track::command(c, r),
+            "notify_backup" => i.notify_backup = track::command(c, r),
+            "notify_fault" => i.notify_fault = track::command(c, r),
+            "notify_stop" => i.notify_stop = track::command(c, r),
             "smtp_alert" => r.warn_hint(
                 K,
                 line,
@@ -464,7 +326,7 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
         return left_out(r, "no virtual_router_id");
     };
     i.vrid = vrid;
-    i.vips = vips(&vip_nodes, &i.interface, &mut version, r);
+    i.vips = vip::vips(&vip_nodes, &i.interface, &mut version, r);
     if i.vips.is_empty() {
         return left_out(r, "no usable virtual_ipaddress");
     }
@@ -486,7 +348,7 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
         }
     }
     if let Some((line, d)) = advert {
-        i.advert_interval = Some(format_duration(advert_interval(d, version, line, r)));
+        i.advert_interval = Some(format_duration(vip::advert_interval(d, version, line, r)));
     }
     if let Some((line, pass_line, kind, pass)) = auth {
         match (kind.as_str(), version) {
@@ -519,217 +381,8 @@ fn instance(n: &Node, default_version: u8, defs: &Vrrp, r: &mut Report) -> Optio
     Some(i)
 }
 
-/// A VRRPv2 interval is whole seconds (1 to 255), a VRRPv3 one centiseconds (10ms to
-/// 40.95s): keepalived rounds others, so does the import.
-fn advert_interval(d: Duration, version: u8, line: usize, r: &mut Report) -> Duration {
-    let ms = d.as_millis() as u64;
-    let fixed = if version == 2 {
-        ms.div_ceil(1000).clamp(1, 255) * 1000
-    } else {
-        (ms.div_ceil(10) * 10).clamp(10, 40_950)
-    };
-    if fixed != ms {
-        r.note(
-            K,
-            line,
-            format!(
-                "advert_int: {} for VRRPv{version}",
-                format_duration(Duration::from_millis(fixed))
-            ),
-        );
-    }
-    Duration::from_millis(fixed)
-}
-
-fn vips(nodes: &[&Node], interface: &str, version: &mut u8, r: &mut Report) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut seen: HashSet<IpAddr> = HashSet::new();
-    let mut family_v6 = None;
-    for n in nodes {
-        let written = n.key();
-        let (addr, len) = written.split_once('/').unwrap_or((written, ""));
-        let Ok(ip) = addr.parse::<IpAddr>() else {
-            r.warn(
-                K,
-                n.line,
-                format!("virtual_ipaddress {written:?}: not an address, left out"),
-            );
-            continue;
-        };
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix = if len.is_empty() {
-            Some(max)
-        } else {
-            len.parse::<u8>().ok()
-        };
-        if prefix.is_none_or(|p| p == 0 || p > max) {
-            r.warn(
-                K,
-                n.line,
-                format!("virtual_ipaddress {written:?}: not a prefix length, left out"),
-            );
-            continue;
-        }
-        let unusable = match ip {
-            IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast(),
-            IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback(),
-        };
-        if unusable {
-            r.warn(
-                K,
-                n.line,
-                format!("virtual_ipaddress {written}: cannot be a virtual address, left out"),
-            );
-            continue;
-        }
-        if *family_v6.get_or_insert(ip.is_ipv6()) != ip.is_ipv6() {
-            r.warn_hint(
-                K,
-                n.line,
-                format!("virtual_ipaddress {written}: not of the family of the first, left out"),
-                "one instance per family",
-            );
-            continue;
-        }
-        if !seen.insert(ip) {
-            r.warn(
-                K,
-                n.line,
-                format!("virtual_ipaddress {ip} is listed twice: the second is left out"),
-            );
-            continue;
-        }
-        let mut i = 1;
-        while i < n.words.len() {
-            let (opt, value) = (n.word(i), n.word(i + 1));
-            match opt {
-                "dev" if value != interface => r.warn(
-                    K,
-                    n.line,
-                    format!("dev {value}: ringlb adds every address on the instance's interface, {interface}"),
-                ),
-                "label" => r.note(K, n.line, format!("label {value}: ringlb sets no address labels")),
-                "dev" | "brd" | "broadcast" | "scope" | "preferred_lft" | "metric" | "table" => {}
-                "no_track" | "home" | "-" | "nodad" => {
-                    i += 1;
-                    continue;
-                }
-                other => r.warn(K, n.line, format!("virtual_ipaddress option `{other}`: left out")),
-            }
-            i += 2;
-        }
-        out.push(format!("{ip}/{}", prefix.unwrap_or(max)));
-    }
-    if family_v6 == Some(true) && *version == 2 {
-        if let Some(n) = nodes.first() {
-            r.note(K, n.line, "IPv6 addresses: VRRPv3, as keepalived does");
-        }
-        *version = 3;
-    }
-    if out.len() > 255 {
-        if let Some(n) = nodes.get(255) {
-            r.warn(
-                K,
-                n.line,
-                "more than 255 virtual addresses: the rest are left out",
-            );
-        }
-        out.truncate(255);
-    }
-    out
-}
-
-fn peer(n: &Node, r: &mut Report) -> Option<String> {
-    match n.key().parse::<IpAddr>() {
-        Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => {
-            if n.words.len() > 1 {
-                r.note(
-                    K,
-                    n.line,
-                    "unicast_peer options (min_ttl, max_ttl): left out",
-                );
-            }
-            Some(ip.to_string())
-        }
-        _ => {
-            r.warn(
-                K,
-                n.line,
-                format!(
-                    "unicast_peer {:?}: not a unicast address, left out",
-                    n.key()
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn tracked(
-    block: &Node,
-    known: impl Fn(&str) -> bool,
-    max: i32,
-    what: &str,
-    r: &mut Report,
-) -> Vec<Tracked> {
-    let mut out: Vec<Tracked> = Vec::new();
-    for c in block.children() {
-        let name = c.key();
-        if !known(name) {
-            r.warn(
-                K,
-                c.line,
-                format!(
-                    "{} {name:?}: no usable {what} of that name, left out",
-                    block.key()
-                ),
-            );
-            continue;
-        }
-        if out.iter().any(|t| t.name == name) {
-            r.warn(
-                K,
-                c.line,
-                format!("{name} is tracked twice: the second is left out"),
-            );
-            continue;
-        }
-        let weight = match c.word(1) {
-            "weight" => weight_at(c, 2, max, r),
-            "" => None,
-            other => {
-                r.warn(K, c.line, format!("`{other}`: left out"));
-                None
-            }
-        };
-        out.push(Tracked {
-            name: name.to_string(),
-            weight,
-        });
-    }
-    out
-}
-
-/// A notify command: a quoted command line, or a path followed by keepalived's user and
-/// group (which ringlb has no use for).
-fn command(c: &Node, r: &mut Report) -> Option<String> {
-    let first = c.words.get(1)?;
-    if first.text.trim().is_empty() {
-        r.warn(
-            K,
-            c.line,
-            format!("{}: an empty command, left out", c.key()),
-        );
-        return None;
-    }
-    if c.words.len() > 2 {
-        r.note(K, c.line, format!("{}: the user and group after the command are left out; ringlb runs it as its own user", c.key()));
-    }
-    Some(first.text.clone())
-}
-
 /// `@ID ...`: a line keepalived reads only when started with `-i ID`.
-fn conditional(n: &Node, r: &mut Report) {
+pub fn conditional(n: &Node, r: &mut Report) {
     r.warn_hint(
         K,
         n.line,
