@@ -461,3 +461,98 @@ fn stats(d: &Directive, p: &mut Proxy, s: &mut Settings, r: &mut Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::import::haproxy;
+    use crate::import::proxy::{interpret, Kind};
+
+    fn proxy(body: &str) -> (Proxy, Vec<String>) {
+        let mut r = Report::default();
+        let cfg = format!("listen p\n{body}");
+        let mut m = interpret(&haproxy::parse(cfg.as_bytes()).unwrap(), &mut r);
+        let found = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        (m.proxies.remove(0), found)
+    }
+
+    #[test]
+    fn timeouts_in_haproxy_units() {
+        let (p, found) = proxy(
+            "  timeout connect 5000\n  clitimeout 50000\n  timeout server 1m\n  timeout queue 0\n  \
+             timeout check 2s\n  timeout tunnel 1h\n  timeout client-fin 1s\n  timeout server x\n",
+        );
+        let s = &p.settings;
+        let ms = |t: Option<At<Duration>>| t.map(|t| t.value.as_millis());
+        assert_eq!(ms(s.connect), Some(5000));
+        assert_eq!(ms(s.client), Some(50_000));
+        assert_eq!(ms(s.server), Some(60_000));
+        assert_eq!(ms(s.queue), None);
+        assert_eq!(ms(s.check_timeout), Some(2000));
+        assert_eq!(ms(s.tunnel), Some(3_600_000));
+        assert_eq!(
+            found,
+            [
+                "5: timeout queue 0 (none): ringlb's default applies",
+                "8: timeout client-fin: ringlb applies client and server after a half-close too, left out",
+                "9: timeout server \"x\" is not a duration: left out",
+            ]
+        );
+    }
+
+    #[test]
+    fn balance_options_and_http_only_directives() {
+        let (p, found) = proxy(
+            "  balance uri\n  option redispatch\n  option forwardfor\n  option tcpka\n  http-request deny\n  \
+             stick-table type ip size 1m\n  no option httpchk\n  disabled\n  frobnicate 1\n",
+        );
+        assert_eq!(p.kind, Kind::Listen);
+        assert_eq!(p.settings.balance, None);
+        assert_eq!(p.disabled, Some(9));
+        let http: Vec<&str> = p
+            .settings
+            .http_only
+            .iter()
+            .map(|d| d.what.as_str())
+            .collect();
+        assert_eq!(
+            http,
+            [
+                "option forwardfor: HTTP only, left out",
+                "http-request: HTTP only, left out"
+            ]
+        );
+        assert_eq!(
+            found,
+            [
+                "2: balance uri: not available, roundrobin instead",
+                "5: option tcpka: no equivalent in ringlb, left out",
+                "7: stick-table: no stick tables in ringlb, left out",
+                "10: `frobnicate`: no equivalent in ringlb, left out",
+            ]
+        );
+    }
+
+    #[test]
+    fn tcp_request_rules() {
+        let (p, found) = proxy(
+            "  tcp-request inspect-delay 3s\n  tcp-request content accept if { req_ssl_hello_type 1 }\n  \
+             tcp-request connection expect-proxy layer4\n  tcp-request content reject if { src 10.0.0.1 }\n",
+        );
+        assert_eq!(
+            p.settings.inspect_delay.map(|t| t.value),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(p.expect_proxy.map(|e| e.value), Some(Vec::new()));
+        assert_eq!(
+            found,
+            ["5: tcp-request content reject if { src 10.0.0.1 }: not converted"]
+        );
+    }
+}

@@ -138,3 +138,39 @@ pub fn global(s: &Section, g: &mut Global, r: &mut Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::haproxy;
+
+    #[test]
+    fn what_ringlb_takes_from_global() {
+        let cfg = haproxy::parse(
+            b"global\n  maxconn 4096\n  nbthread 4\n  nbproc 2\n  spread-checks 5\n  hard-stop-after 1m\n  \
+              daemon\n  ssl-default-bind-ciphers X\n  lua-load x.lua\n  mystery 1\n  maxconn x\n",
+        )
+        .unwrap();
+        let mut g = Global::default();
+        let mut r = Report::default();
+        global(&cfg.sections[0], &mut g, &mut r);
+        assert_eq!(g.maxconn.map(|m| m.value), Some(4096));
+        assert_eq!(g.nbthread.map(|m| m.value), Some(4));
+        assert_eq!(g.spread_checks, Some(5));
+        assert_eq!(g.hard_stop_after, Some(Duration::from_secs(60)));
+        let found: Vec<String> = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "4: nbproc: ringlb is one process with worker threads, left out",
+                "9: lua-load: no Lua in ringlb, left out",
+                "10: global `mystery`: no equivalent in ringlb, left out",
+                "11: maxconn \"x\" is not a count: left out",
+            ]
+        );
+    }
+}

@@ -238,3 +238,35 @@ pub struct Tracked {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_in_the_readme_s_order_and_defaults_are_left_out() {
+        let c = Config {
+            workers: Some(2),
+            frontends: vec![Frontend {
+                name: "web".into(),
+                bind: vec!["192.0.2.10:80".into()],
+                backend: Some("farm".into()),
+                ..Frontend::default()
+            }],
+            backends: vec![Backend {
+                name: "farm".into(),
+                servers: vec![Server {
+                    name: "a".into(),
+                    addr: "192.0.2.21:80".into(),
+                    ..Server::default()
+                }],
+                ..Backend::default()
+            }],
+            ..Config::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"workers":2,"frontends":[{"name":"web","bind":["192.0.2.10:80"],"backend":"farm"}],"backends":[{"name":"farm","servers":[{"name":"a","addr":"192.0.2.21:80"}]}]}"#
+        );
+    }
+}

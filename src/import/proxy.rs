@@ -224,3 +224,72 @@ fn proxy(s: &Section, base: Settings, r: &mut Report) -> Proxy {
     p.settings = settings;
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::haproxy;
+
+    fn model(cfg: &str) -> (Model, Vec<String>) {
+        let mut r = Report::default();
+        let m = interpret(&haproxy::parse(cfg.as_bytes()).unwrap(), &mut r);
+        let found = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        (m, found)
+    }
+
+    #[test]
+    fn proxies_take_the_last_defaults_or_the_named_one() {
+        let (m, found) = model(
+            "defaults base\n  mode http\n  timeout connect 1s\ndefaults\n  mode tcp\n  retries 5\n\
+             listen a 192.0.2.1:80\n  server s 192.0.2.2:80\nbackend b from base\n  server s 192.0.2.3:80\n\
+             backend c from nope\n  server s 192.0.2.4:80\n",
+        );
+        let a = &m.proxies[0];
+        assert_eq!(
+            (a.kind, a.mode(), a.settings.retries),
+            (Kind::Listen, Mode::Tcp, Some(5))
+        );
+        assert_eq!(a.binds[0].addrs[0].to_string(), "192.0.2.1:80");
+        let b = &m.proxies[1];
+        assert_eq!(b.mode(), Mode::Http);
+        assert_eq!(
+            b.settings.connect.map(|t| t.value),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(b.settings.retries, None);
+        assert_eq!(
+            found,
+            ["11: defaults \"nope\" not found: HAProxy's defaults apply"]
+        );
+    }
+
+    #[test]
+    fn a_proxy_s_check_rules_replace_those_of_its_defaults() {
+        let (m, _) = model(
+            "defaults\n  tcp-check send a\n  tcp-check expect string b\nbackend x\n  tcp-check send c\n\
+             server s 192.0.2.1:80\nbackend y\n  server s 192.0.2.1:80\n",
+        );
+        assert_eq!(m.proxies[0].settings.tcp_check.len(), 1);
+        assert_eq!(m.proxies[1].settings.tcp_check.len(), 2);
+    }
+
+    #[test]
+    fn other_sections_and_conditionals_are_reported() {
+        let (m, found) = model(
+            "peers mypeers\n  peer lb1 192.0.2.1:1024\n.if defined(X)\nlisten a\n  bind :80\n  server s 192.0.2.1:80\n.endif\n",
+        );
+        assert_eq!(m.proxies.len(), 1);
+        assert_eq!(
+            found,
+            [
+                "1: section `peers`: nothing of it is converted",
+                "3: conditional block (.if/.else): conditions are not evaluated, every line is converted",
+                "7: conditional block (.if/.else): conditions are not evaluated, every line is converted",
+            ]
+        );
+    }
+}

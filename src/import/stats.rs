@@ -141,3 +141,60 @@ pub fn stats(
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::haproxy;
+    use crate::import::proxy::interpret;
+
+    fn page(cfg: &str) -> (Option<Stats>, Vec<String>) {
+        let mut r = Report::default();
+        let m = interpret(&haproxy::parse(cfg.as_bytes()).unwrap(), &mut r);
+        let live: Vec<&Proxy> = m.proxies.iter().collect();
+        let only: HashSet<&str> = m
+            .proxies
+            .iter()
+            .filter(|p| p.servers.is_empty())
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut bound = HashMap::new();
+        bound.insert("0.0.0.0:8404".parse().unwrap(), "web".to_string());
+        let s = stats(&live, &only, &bound, &mut r);
+        let found = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        (s, found)
+    }
+
+    #[test]
+    fn a_page_beside_traffic_gets_its_own_port() {
+        let (s, found) = page("listen web\n  bind *:80\n  stats enable\n  stats auth a:b\n  stats auth c:d\n  server s 192.0.2.1:80\n");
+        let s = s.unwrap();
+        assert_eq!(s.bind, "0.0.0.0:8405");
+        assert_eq!(s.auth.map(|a| a.user).as_deref(), Some("a"));
+        assert_eq!(
+            found,
+            [
+                "3: stats in web: ringlb's stats page has its own listener, put on 0.0.0.0:8405",
+                "5: stats auth: ringlb has one stats user, left out",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_open_page_stays_on_loopback() {
+        let (s, found) =
+            page("listen stats\n  bind 192.0.2.10:1936\n  stats enable\n  stats auth :x\n");
+        assert_eq!(s.unwrap().bind, "127.0.0.1:1936");
+        assert_eq!(
+            found,
+            [
+                "3: stats without auth on 192.0.2.10:1936: ringlb serves an open page on loopback only, 127.0.0.1:1936",
+                "4: stats auth: an empty user or password, left out",
+            ]
+        );
+    }
+}

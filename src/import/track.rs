@@ -214,3 +214,60 @@ pub fn command(c: &Node, r: &mut Report) -> Option<String> {
     }
     Some(first.text.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::keepalived;
+
+    #[test]
+    fn scripts_tracking_and_commands() {
+        let tree = keepalived::parse(
+            b"vrrp_script chk {\n  script /usr/bin/check --fast\n  interval 0.5\n  timeout 3\n  weight -20\n  \
+              rise 2\n  fall 0\n  user nobody\n}\ntrack_script {\n  chk weight 10\n  chk\n  nope\n}\n\
+              notify_master \"/bin/x MASTER\"\nnotify_backup /bin/y root\n",
+        )
+        .unwrap();
+        let mut r = Report::default();
+        let s = script(&tree[0], &[], &mut r).unwrap();
+        assert_eq!(s.script, "/usr/bin/check --fast");
+        assert_eq!(
+            (s.interval.as_deref(), s.timeout.as_deref()),
+            (Some("500ms"), Some("3s"))
+        );
+        assert_eq!((s.weight, s.rise, s.fall), (Some(-20), Some(2), None));
+        assert!(script(&tree[0], std::slice::from_ref(&s), &mut r).is_none());
+        let t = tracked(
+            &tree[1],
+            |n| n == "chk",
+            MAX_SCRIPT_WEIGHT,
+            "vrrp_script",
+            &mut r,
+        );
+        assert_eq!(
+            t,
+            [Tracked {
+                name: "chk".into(),
+                weight: Some(10)
+            }]
+        );
+        assert_eq!(command(&tree[2], &mut r).as_deref(), Some("/bin/x MASTER"));
+        assert_eq!(command(&tree[3], &mut r).as_deref(), Some("/bin/y"));
+        let found: Vec<String> = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "1: vrrp_script \"chk\": empty or defined twice, left out",
+                "7: fall \"0\": not a count, left out",
+                "8: user: ringlb runs scripts as its own user",
+                "12: chk is tracked twice: the second is left out",
+                "13: track_script \"nope\": no usable vrrp_script of that name, left out",
+                "16: notify_backup: the user and group after the command are left out; ringlb runs it as its own user",
+            ]
+        );
+    }
+}

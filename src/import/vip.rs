@@ -157,3 +157,57 @@ pub fn peer(n: &Node, r: &mut Report) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::keepalived;
+
+    #[test]
+    fn addresses_of_one_family_and_keepalived_s_rounding() {
+        let tree = keepalived::parse(
+            b"virtual_ipaddress {\n  2001:db8::10/64 dev eth0\n  2001:db8::11 no_track\n  192.0.2.1\n  fe80::1/0\n}\n",
+        )
+        .unwrap();
+        let nodes: Vec<&Node> = tree[0].children().iter().collect();
+        let mut version = 2;
+        let mut r = Report::default();
+        assert_eq!(
+            vips(&nodes, "eth0", &mut version, &mut r),
+            ["2001:db8::10/64", "2001:db8::11/128"]
+        );
+        assert_eq!(version, 3);
+        let found: Vec<String> = r
+            .sorted()
+            .iter()
+            .map(|f| format!("{}: {}", f.line, f.what))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "2: IPv6 addresses: VRRPv3, as keepalived does",
+                "4: virtual_ipaddress 192.0.2.1: not of the family of the first, left out",
+                "5: virtual_ipaddress \"fe80::1/0\": not a prefix length, left out",
+            ]
+        );
+        let mut r = Report::default();
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(
+            ms(advert_interval(Duration::from_millis(1500), 2, 1, &mut r)),
+            2000
+        );
+        assert_eq!(
+            ms(advert_interval(Duration::from_millis(5), 3, 1, &mut r)),
+            10
+        );
+        assert_eq!(
+            ms(advert_interval(Duration::from_secs(300), 2, 1, &mut r)),
+            255_000
+        );
+        assert_eq!(
+            ms(advert_interval(Duration::from_secs(1), 3, 1, &mut r)),
+            1000
+        );
+        assert_eq!(r.sorted().len(), 3);
+    }
+}
