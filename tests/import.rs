@@ -284,3 +284,34 @@ fn import_cases_when_present() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The subcommand leaves the main command line as it was.
+#[test]
+fn ringlb_c_file_works_as_before() {
+    let dir = temp_dir("import");
+    let h = dir.join("haproxy.cfg");
+    fs::write(&h, MINIMAL_HAPROXY).unwrap();
+    let out = import(&[&h]);
+    let conf = dir.join("ringlb.json");
+    fs::write(&conf, &out.stdout).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ringlb"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let path = conf.to_str().unwrap();
+    let out = run(&["-c", path, "--check", "--workers", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{path}: configuration is valid\n")
+    );
+    let out = run(&["--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--config <FILE>"));
+    let out = run(&["-c", path, "import", "--haproxy", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 //! addresses, and the stats proxy becomes the `stats` section. Whatever ringlb would
 //! refuse is left out here and reported, so the result always passes `--check`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -68,13 +68,14 @@ pub fn convert(model: &Model, r: &mut Report) -> output::Config {
     // the port of servers written without one.
     let users = backend_users(&live, &stats_only);
     let mut converted: HashSet<String> = HashSet::new();
+    let mut http_only = HttpOnly::new();
     for p in live
         .iter()
         .filter(|p| p.kind != Kind::Frontend && !stats_only.contains(p.name.as_str()))
     {
         let empty = Vec::new();
         let used_by = users.get(p.name.as_str()).unwrap_or(&empty);
-        if let Some(b) = backend(p, used_by, model, r) {
+        if let Some(b) = backend(p, used_by, model, &mut http_only, r) {
             if converted.insert(b.name.clone()) {
                 out.backends.push(b);
             } else {
@@ -93,7 +94,7 @@ pub fn convert(model: &Model, r: &mut Report) -> output::Config {
         .iter()
         .filter(|p| p.kind != Kind::Backend && !stats_only.contains(p.name.as_str()))
     {
-        if let Some(f) = frontend(p, &converted, &mut bound, r) {
+        if let Some(f) = frontend(p, &converted, &mut bound, &mut http_only, r) {
             if names.insert(f.name.clone()) {
                 out.frontends.push(f);
             } else {
@@ -106,9 +107,36 @@ pub fn convert(model: &Model, r: &mut Report) -> output::Config {
         }
     }
 
+    // A `defaults` line shared by proxies of both modes is lost for the HTTP ones.
+    for ((line, what), (suggestion, lost)) in http_only {
+        if lost {
+            r.add(
+                H,
+                line,
+                Severity::Warning,
+                what,
+                suggestion.map(str::to_string),
+            );
+        } else {
+            let what = format!(
+                "{} (ignored in mode tcp, as by HAProxy)",
+                what.trim_end_matches(", left out")
+            );
+            r.add(
+                H,
+                line,
+                Severity::Note,
+                what,
+                suggestion.map(str::to_string),
+            );
+        }
+    }
     out.stats = stats::stats(&live, &stats_only, &bound, r);
     out
 }
+
+/// HTTP-only directives by line, and whether a proxy in `mode http` loses them.
+type HttpOnly = BTreeMap<(usize, String), (Option<&'static str>, bool)>;
 
 /// The frontends (and listens) that send connections to each backend.
 fn backend_users<'a>(
@@ -145,8 +173,8 @@ fn live_name<'a>(live: &[&'a Proxy], name: &str) -> &'a str {
 }
 
 /// Reports a proxy's mode: `mode http` is forwarded as TCP, and what only HTTP has is
-/// lost (in `mode tcp` HAProxy ignores it too: a note).
-fn report_mode(p: &Proxy, r: &mut Report) {
+/// lost (in `mode tcp` HAProxy ignores it too: a note, written at the end).
+fn report_mode(p: &Proxy, http_only: &mut HttpOnly, r: &mut Report) {
     let http = p.mode() == Mode::Http;
     if http {
         let line = p.settings.mode.map_or(p.line, |m| m.line);
@@ -161,24 +189,20 @@ fn report_mode(p: &Proxy, r: &mut Report) {
         );
     }
     for d in &p.settings.http_only {
-        let severity = if http {
-            Severity::Warning
-        } else {
-            Severity::Note
-        };
-        let what = if http {
-            d.what.clone()
-        } else {
-            format!(
-                "{} (ignored in mode tcp, as by HAProxy)",
-                d.what.trim_end_matches(", left out")
-            )
-        };
-        r.add(H, d.line, severity, what, d.suggestion.map(str::to_string));
+        let entry = http_only
+            .entry((d.line, d.what.clone()))
+            .or_insert((d.suggestion, false));
+        entry.1 |= http;
     }
 }
 
-fn backend(p: &Proxy, used_by: &[&Proxy], model: &Model, r: &mut Report) -> Option<Backend> {
+fn backend(
+    p: &Proxy,
+    used_by: &[&Proxy],
+    model: &Model,
+    http_only: &mut HttpOnly,
+    r: &mut Report,
+) -> Option<Backend> {
     if p.servers.is_empty() {
         if p.kind == Kind::Listen {
             r.warn(
@@ -330,7 +354,7 @@ fn backend(p: &Proxy, used_by: &[&Proxy], model: &Model, r: &mut Report) -> Opti
             ),
         );
     }
-    report_mode(p, r);
+    report_mode(p, http_only, r);
     Some(Backend {
         name: p.name.clone(),
         balance: p.settings.balance.map(|b| b.value),
@@ -402,6 +426,7 @@ fn frontend(
     p: &Proxy,
     backends: &HashSet<String>,
     bound: &mut HashMap<SocketAddr, String>,
+    http_only: &mut HttpOnly,
     r: &mut Report,
 ) -> Option<Frontend> {
     let mut bind = Vec::new();
@@ -517,7 +542,7 @@ fn frontend(
         proxy_trusted = (!nets.is_empty()).then_some(nets);
     }
     if p.kind == Kind::Frontend {
-        report_mode(p, r);
+        report_mode(p, http_only, r);
     }
     let inspect = accept_proxy || !routes.is_empty();
     if let (Some(d), false) = (p.settings.inspect_delay, inspect) {

@@ -272,3 +272,28 @@ backend b
     assert_eq!(out["frontends"][0]["backend"], "b");
     assert_eq!(found, ["6: stats in defaults: left out"]);
 }
+
+#[test]
+fn a_defaults_line_lost_in_one_proxy_is_one_warning() {
+    let (_, found) = run("defaults
+  option forwardfor
+  timeout connect 1s
+  timeout client 1s
+  timeout server 1s
+listen web
+  mode http
+  bind 127.0.0.1:1
+  server s 127.0.0.1:2
+listen db
+  mode tcp
+  bind 127.0.0.1:3
+  server s 127.0.0.1:4
+");
+    assert_eq!(
+        found,
+        [
+            "2: option forwardfor: HTTP only, left out",
+            "7: mode http (web): forwarded as TCP, HTTP features are lost",
+        ]
+    );
+}
