@@ -8,6 +8,7 @@ mod ctl;
 mod fault;
 mod ha;
 mod health;
+mod import;
 mod limits;
 mod listener;
 mod logging;
@@ -46,6 +47,7 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
 #[command(
     name = "ringlb",
     disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
     about = "Layer-4 TCP load balancer on io_uring, with its own VRRP",
     long_about = "Layer-4 TCP load balancer on io_uring, with its own VRRP.\n\n\
         Accepts TCP connections on the frontends' bind addresses and forwards each one to a \
@@ -61,7 +63,8 @@ use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
         ringlb -c conf/demo.json             # run\n  \
         ringlb ctl show servers              # ask a running ringlb (control socket)\n  \
         ringlb ctl set server webfarm/web1 state drain\n  \
-        ringlb ctl reload                    # reload and wait for the outcome"
+        ringlb ctl reload                    # reload and wait for the outcome\n  \
+        ringlb import --haproxy haproxy.cfg --keepalived keepalived.conf -o ringlb.json"
 )]
 struct Cli {
     /// Print the version, the commit, and what this kernel's io_uring offers
@@ -102,13 +105,22 @@ enum Sub {
         #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
         words: Vec<String>,
     },
+    /// Convert haproxy.cfg (and keepalived.conf) into a ringlb configuration; exits 0 when
+    /// complete, 2 when something was left out (listed on stderr), 1 on error
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return import::usage_error(e),
+    };
     if cli.version {
         print!("{}", version::long_version());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Sub::Import(args)) = &cli.command {
+        return import::run(args);
     }
     if let Some(Sub::Ctl {
         socket,
@@ -133,7 +145,7 @@ fn main() -> ExitCode {
         return ctl::run_client(&socket, words, *json);
     }
     let Some(config_path) = cli.config else {
-        eprintln!("ringlb: -c FILE is required (see --help)");
+        eprintln!("ringlb: --config <FILE> is required (see --help)");
         return ExitCode::from(2);
     };
     let config = match config::load(&config_path) {

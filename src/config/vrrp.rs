@@ -14,10 +14,31 @@ use serde::Deserialize;
 
 use super::{HumanDuration, Problems};
 
+mod hooks;
+
+pub use hooks::{InstanceHooks, TrackFile, TrackScript};
+
 /// The validated `vrrp` section.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Vrrp {
     pub instances: Vec<VrrpInstance>,
+    /// Scripts instances track by name (keepalived's `vrrp_script`).
+    pub scripts: Vec<TrackScript>,
+    /// Files instances track by name (keepalived's `track_file`).
+    pub files: Vec<TrackFile>,
+    /// How long a notify command may run.
+    pub notify_timeout: Duration,
+}
+
+impl Default for Vrrp {
+    fn default() -> Self {
+        Vrrp {
+            instances: Vec::new(),
+            scripts: Vec::new(),
+            files: Vec::new(),
+            notify_timeout: hooks::DEFAULT_NOTIFY_TIMEOUT,
+        }
+    }
 }
 
 /// One virtual router: a VRID on one interface with its virtual addresses.
@@ -42,8 +63,11 @@ pub struct VrrpInstance {
     pub garp_delay: Duration,
     pub garp_refresh: Option<Duration>,
     pub track: Option<Track>,
-    /// Run as `notify INSTANCE STATE` on every transition.
+    /// Run as `notify INSTANCE STATE` on every transition. A command line is accepted
+    /// (keepalived's `notify` with arguments).
     pub notify: Option<PathBuf>,
+    /// Tracked scripts, interfaces and files; the per-state notify commands.
+    pub hooks: InstanceHooks,
 }
 
 /// A virtual address with the prefix length it is configured with (`192.0.2.10/24`,
@@ -87,6 +111,9 @@ pub const MAX_UNICAST_PEERS: usize = 64;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVrrp {
     instances: Vec<RawInstance>,
+    scripts: Option<Vec<hooks::RawScript>>,
+    files: Option<Vec<hooks::RawFile>>,
+    notify_timeout: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +138,13 @@ struct RawInstance {
     garp_refresh: Option<HumanDuration>,
     track: Option<RawTrack>,
     notify: Option<PathBuf>,
+    track_scripts: Option<Vec<hooks::RawTracked>>,
+    track_interfaces: Option<Vec<hooks::RawTracked>>,
+    track_files: Option<Vec<hooks::RawTracked>>,
+    notify_master: Option<String>,
+    notify_backup: Option<String>,
+    notify_fault: Option<String>,
+    notify_stop: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +196,9 @@ pub(super) fn validate(raw: &RawVrrp, p: &mut Problems<'_>) -> Vrrp {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut vrids: HashMap<(&str, u8), usize> = HashMap::new();
     let mut instances = Vec::with_capacity(raw.instances.len());
+    let scripts = hooks::validate_scripts(&raw.scripts, p);
+    let files = hooks::validate_files(&raw.files, p);
+    let notify_timeout = hooks::validate_notify_timeout(raw.notify_timeout, p);
     for (i, r) in raw.instances.iter().enumerate() {
         let at = format!("vrrp.instances[{i}]");
         if r.name.is_empty() {
@@ -188,9 +225,30 @@ pub(super) fn validate(raw: &RawVrrp, p: &mut Problems<'_>) -> Vrrp {
         } else {
             vrids.insert((&r.interface, r.vrid), i);
         }
-        instances.push(validate_instance(r, &at, p));
+        let mut instance = validate_instance(r, &at, p);
+        instance.hooks = hooks::validate_instance(
+            hooks::RawInstanceHooks {
+                track_scripts: &r.track_scripts,
+                track_interfaces: &r.track_interfaces,
+                track_files: &r.track_files,
+                notify_master: &r.notify_master,
+                notify_backup: &r.notify_backup,
+                notify_fault: &r.notify_fault,
+                notify_stop: &r.notify_stop,
+            },
+            &at,
+            &scripts,
+            &files,
+            p,
+        );
+        instances.push(instance);
     }
-    Vrrp { instances }
+    Vrrp {
+        instances,
+        scripts,
+        files,
+        notify_timeout,
+    }
 }
 
 fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpInstance {
@@ -364,6 +422,7 @@ fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpIns
         garp_refresh,
         track,
         notify: r.notify.clone(),
+        hooks: InstanceHooks::default(),
     }
 }
 

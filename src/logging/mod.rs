@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
-pub use record::{Event, Format, Framing, Level, Line, Style, Value};
+pub use record::{Event, Format, Framing, Level, Line, Millis, Style, Value};
 pub use sink::{Address, Target};
 pub use time::Rfc3339;
 

@@ -83,10 +83,22 @@ impl fmt::Display for Value<'_> {
         match self {
             Value::Str(s) => f.write_str(s),
             Value::Int(n) => write!(f, "{n}"),
-            Value::Ms(d) => write!(f, "{:.3}", d.as_secs_f64() * 1000.0),
+            Value::Ms(d) => Millis(*d).fmt(f),
             Value::Addr(a) => write!(f, "{a}"),
             Value::Missing => f.write_str("-"),
         }
+    }
+}
+
+/// A duration as milliseconds with three decimals (`12.480`), rounded to the microsecond
+/// with integer arithmetic: a log line carries several, and float formatting showed in
+/// profiles of the connection log.
+pub struct Millis(pub Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = (self.0.as_nanos() + 500) / 1000;
+        write!(f, "{}.{:03}", us / 1000, us % 1000)
     }
 }
 
@@ -379,6 +391,17 @@ mod tests {
         want.extend_from_slice(b"\nPRIORITY=3\nSYSLOG_IDENTIFIER=ringlb\nRINGLB_KIND=event\n");
         // The multi-line msg field is left out: MESSAGE carries it.
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn milliseconds_round_to_the_microsecond() {
+        let ms = |ns: u64| Millis(Duration::from_nanos(ns)).to_string();
+        assert_eq!(ms(0), "0.000");
+        assert_eq!(ms(214_000), "0.214");
+        assert_eq!(ms(214_499), "0.214");
+        assert_eq!(ms(214_500), "0.215");
+        assert_eq!(ms(12_480_000), "12.480");
+        assert_eq!(ms(3_600_000_000_000), "3600000.000");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::conn::End;
-use crate::logging::{Level, Line, Value};
+use crate::logging::{Level, Line, Millis, Value};
 
 /// Everything one `conn ...` line says.
 pub struct ConnLine<'a> {
@@ -40,15 +40,6 @@ pub struct ConnLine<'a> {
     pub id: Option<&'a str>,
     /// Why inspection refused the client.
     pub reason: Option<&'a str>,
-}
-
-/// Milliseconds with three decimals.
-struct Millis(Duration);
-
-impl fmt::Display for Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.3}", self.0.as_secs_f64() * 1000.0)
-    }
 }
 
 /// A value or `-`.
