@@ -11,8 +11,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::logging::event;
 
-/// Accept queue length; the kernel caps it at net.core.somaxconn.
-const BACKLOG: i32 = 4096;
+/// Accept queue length (the kernel caps it at net.core.somaxconn). Also what one
+/// multishot accept may take in one turn, so the fd budget keeps that much room before it
+/// uses multishot (`FdBudget`).
+pub const BACKLOG: u32 = 1024;
 
 /// One listening socket per worker for `addr`, all in one SO_REUSEPORT group.
 ///
@@ -84,6 +86,6 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<OwnedFd> {
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(BACKLOG as i32)?;
     Ok(socket.into())
 }

@@ -46,9 +46,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// Back-off before accepting again after EMFILE/ENFILE, doubled up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Accepts kept armed per listener. Each holds the fds of one connection reserved, so a
-/// burst takes at most this many connections per loop turn and listener, and accepting
-/// can never run past the fd budget.
+/// Accepts kept armed per listener near the fd budget. Each holds the fds of one
+/// connection reserved, so accepting can never run past the budget. Far from it one
+/// multishot accept per listener takes every connection (no re-arm per connection), and a
+/// connection reserves its fds when it arrives.
 const ACCEPT_DEPTH: u32 = 16;
 /// File descriptors one connection needs: its client and its server socket.
 pub const CONN_FDS: u32 = 2;
@@ -121,19 +122,32 @@ pub struct FdBudget {
     /// `ACCEPT_DEPTH`, so that accepts armed on a quiet listener do not hold back
     /// connections another listener could take.
     low_water: u32,
+    /// At least this many free fds, listeners accept with multishot: room for every
+    /// accept queue of every listener to be taken in one turn.
+    multishot_room: u32,
 }
 
 impl FdBudget {
     /// `listeners`: listening sockets of all workers together.
     pub fn new(limit: u32, listeners: usize) -> FdBudget {
-        let low_water = u32::try_from(listeners)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(ACCEPT_DEPTH * CONN_FDS);
+        let listeners = u32::try_from(listeners).unwrap_or(u32::MAX);
         FdBudget {
             limit,
             used: AtomicU32::new(0),
-            low_water,
+            low_water: listeners.saturating_mul(ACCEPT_DEPTH * CONN_FDS),
+            multishot_room: listeners.saturating_mul(crate::listener::BACKLOG * CONN_FDS),
         }
+    }
+
+    /// Free fds multishot accepting needs (see `plenty`).
+    fn multishot_room(&self) -> u32 {
+        self.multishot_room
+    }
+
+    /// Whether the budget is far enough from full for multishot accepts.
+    fn plenty(&self) -> bool {
+        let free = self.limit.saturating_sub(self.used.load(Ordering::Relaxed));
+        free >= self.multishot_room
     }
 
     /// How many accepts one listener may keep armed now.
@@ -206,8 +220,11 @@ struct Listener {
     /// indices in tokens stay valid.
     fd: Option<OwnedFd>,
     addr: SocketAddr,
-    /// Accepts armed on it, each holding one connection's fds and slot reserved.
+    /// Reserved single-shot accepts armed on it, each holding one connection's fds and
+    /// slot reserved.
     pending: u32,
+    /// A multishot accept is armed on it (far from the fd budget).
+    multishot: bool,
     /// Not accepting because a connection limit is reached.
     paused: bool,
     /// A back-off timer is armed after fd exhaustion.
@@ -224,6 +241,7 @@ impl Listener {
             fd: Some(spec.fd),
             addr: spec.addr,
             pending: 0,
+            multishot: false,
             paused: false,
             backing_off: false,
             backoff: ACCEPT_BACKOFF_MIN,
@@ -242,9 +260,10 @@ pub struct Worker {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
-    /// Accepted connections waiting for a free `maxconn` slot (their listener is paused).
-    /// At most `ACCEPT_DEPTH` per listener: nothing more is accepted while one waits.
-    held: VecDeque<(RawFd, usize)>,
+    /// Accepted connections waiting for a free `maxconn` slot (their listener is paused),
+    /// or, rarely, for their fds in the budget (`false`: a multishot accept took them just
+    /// as the budget ran out). A few per listener: nothing more is accepted while one waits.
+    held: VecDeque<(RawFd, usize, bool)>,
     /// Slots promised to armed accepts.
     slots_reserved: usize,
     /// An accept could not be armed for want of fds: retried when fds come back.
@@ -416,6 +435,7 @@ impl Worker {
         };
         match token.op {
             Op::Accept => self.on_accept(token.slot as usize, res),
+            Op::AcceptMulti => self.on_accept_multi(token.slot as usize, res, flags),
             Op::AcceptBackoff => {
                 let i = token.slot as usize;
                 self.listeners[i].backing_off = false;
@@ -467,9 +487,10 @@ impl Worker {
         }
     }
 
-    /// Arms accepts on listener `i` up to `ACCEPT_DEPTH`, each with one connection's fds
-    /// and a slot reserved first: what is accepted can always be served, and nothing is
-    /// accepted past the budget (the kernel keeps the rest in the accept queue).
+    /// Arms accepting on listener `i`: one multishot accept while the fd budget is
+    /// plentiful; near it, single-shot accepts up to `ACCEPT_DEPTH`, each with one
+    /// connection's fds and a slot reserved first, so that nothing is accepted past the
+    /// budget (the kernel keeps the rest in the accept queue).
     fn fill_accepts(&mut self, i: usize) {
         if self.stopping {
             return;
@@ -479,6 +500,25 @@ impl Worker {
             return;
         };
         if l.paused || l.backing_off {
+            return;
+        }
+        if self.multishot_ok(i) {
+            let l = &self.listeners[i];
+            // Switch once the reserved accepts are all back.
+            if !l.multishot && l.pending == 0 {
+                self.listeners[i].multishot = true;
+                let entry = opcode::AcceptMulti::new(Fd(fd))
+                    .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                    .build()
+                    .user_data(Token::new(Op::AcceptMulti, i as u32).encode());
+                self.push(entry);
+            }
+            return;
+        }
+        if self.listeners[i].multishot {
+            // Near the budget: the multishot accept goes; reserved ones take over when
+            // its last completion is in.
+            self.cancel_accepts(i);
             return;
         }
         while self.listeners[i].pending < self.shared.fds.accept_depth() {
@@ -510,12 +550,83 @@ impl Worker {
     /// Cancels the accepts armed on listener `i` (they complete with ECANCELED, or with a
     /// connection that then waits in `held`).
     fn cancel_accepts(&mut self, i: usize) {
-        let Some(fd) = self.listeners[i].fd.as_ref().map(|f| f.as_raw_fd()) else {
+        let l = &self.listeners[i];
+        let Some(fd) = l.fd.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        if self.listeners[i].pending > 0 {
+        if l.pending > 0 || l.multishot {
             self.push(cancel_fd(fd));
         }
+    }
+
+    /// A connection (or an error) from the multishot accept of listener `i`.
+    fn on_accept_multi(&mut self, i: usize, res: i32, flags: u32) {
+        let more = cqueue::more(flags);
+        if !more {
+            self.listeners[i].multishot = false;
+        }
+        if res >= 0 {
+            self.listeners[i].backoff = ACCEPT_BACKOFF_MIN;
+            if self.shared.fds.try_reserve(CONN_FDS) {
+                self.admit(res, i);
+            } else {
+                // Taken just as the budget ran out: it waits for its fds, holding one
+                // (the fd limit keeps room for such stragglers in its reserve).
+                self.hold(res, i, false);
+                self.fd_starved = true;
+            }
+        } else {
+            let errno = -res;
+            match errno {
+                libc::ECANCELED => {}
+                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                    self.log_fd_exhaustion(&format!(
+                        "accept on {}: {}",
+                        self.listeners[i].addr,
+                        io::Error::from_raw_os_error(errno)
+                    ));
+                    if !more && !self.stopping && !self.listeners[i].backing_off {
+                        self.arm_accept_backoff(i);
+                    }
+                    return;
+                }
+                _ => event!(
+                    warning: "worker {}: accept on {}: {}",
+                    self.id,
+                    self.listeners[i].addr,
+                    io::Error::from_raw_os_error(errno)
+                ),
+            }
+        }
+        if !more || !self.multishot_ok(i) {
+            self.fill_accepts(i);
+        }
+    }
+
+    /// Whether listener `i` may take connections with multishot: far from the fd budget
+    /// and from the global `maxconn`, and its frontend without a `maxconn` of its own, so
+    /// that whatever one multishot accept takes in a turn (at most an accept queue) is
+    /// served at once instead of piling up in `held`. Otherwise accepts are reserved one
+    /// by one.
+    fn multishot_ok(&mut self, i: usize) -> bool {
+        if !self.shared.fds.plenty() || self.free.len() <= self.slots_reserved + self.held.len() {
+            return false;
+        }
+        let room = self.shared.fds.multishot_room() / CONN_FDS;
+        let conns = self.shared.conns.load(Ordering::Relaxed);
+        if self
+            .shared
+            .maxconn
+            .load(Ordering::Relaxed)
+            .saturating_sub(conns)
+            < room
+        {
+            return false;
+        }
+        let tables = self.current_tables();
+        tables
+            .frontend_of(self.listeners[i].addr)
+            .is_some_and(|f| tables.frontends[f].maxconn == u32::MAX)
     }
 
     fn on_accept(&mut self, i: usize, res: i32) {
@@ -601,14 +712,20 @@ impl Worker {
                 .of(self.id)
                 .held
                 .add(1);
-            self.held.push_back((fd, listener));
-            if !self.listeners[listener].paused {
-                self.listeners[listener].paused = true;
-                self.cancel_accepts(listener);
-            }
+            self.hold(fd, listener, true);
             return;
         }
         self.start_conn(fd, self.listeners[listener].addr, tables, frontend);
+    }
+
+    /// Holds an accepted connection (`reserved`: with its fds in the budget) and pauses
+    /// its listener until it can start.
+    fn hold(&mut self, fd: RawFd, listener: usize, reserved: bool) {
+        self.held.push_back((fd, listener, reserved));
+        if !self.listeners[listener].paused {
+            self.listeners[listener].paused = true;
+            self.cancel_accepts(listener);
+        }
     }
 
     /// Closes an accepted socket that never became a connection, and frees its fds.
@@ -617,15 +734,31 @@ impl Worker {
         self.shared.fds.release(CONN_FDS);
     }
 
+    /// Closes a held connection, freeing its fds if it had them reserved.
+    fn close_held(&mut self, fd: RawFd, reserved: bool) {
+        if reserved {
+            self.close_unstarted(fd);
+        } else {
+            sys::close(fd);
+        }
+    }
+
     /// Starts held connections while limits allow, then resumes paused listeners.
     fn resume_held(&mut self) {
-        while let Some(&(fd, listener)) = self.held.front() {
+        while let Some(&(fd, listener, reserved)) = self.held.front() {
             let tables = self.current_tables();
             let Some(frontend) = tables.frontend_of(self.listeners[listener].addr) else {
                 self.held.pop_front();
-                self.close_unstarted(fd);
+                self.close_held(fd, reserved);
                 continue;
             };
+            if !reserved {
+                if !self.shared.fds.try_reserve(CONN_FDS) {
+                    self.fd_starved = true;
+                    return;
+                }
+                self.held[0].2 = true;
+            }
             if !self.shared.try_acquire(&tables.frontends[frontend]) {
                 return;
             }
@@ -718,8 +851,8 @@ impl Worker {
         for l in &mut self.listeners {
             l.fd = None;
         }
-        while let Some((fd, _)) = self.held.pop_front() {
-            self.close_unstarted(fd);
+        while let Some((fd, _, reserved)) = self.held.pop_front() {
+            self.close_held(fd, reserved);
         }
     }
 
@@ -803,8 +936,8 @@ impl Drop for Worker {
                 self.forget(entry);
             }
         }
-        while let Some((fd, _)) = self.held.pop_front() {
-            self.close_unstarted(fd);
+        while let Some((fd, _, reserved)) = self.held.pop_front() {
+            self.close_held(fd, reserved);
         }
         self.shared
             .fds

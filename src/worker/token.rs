@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Op {
-    /// Multishot accept; `slot` is the listener index.
+    /// A reserved single-shot accept; `slot` is the listener index.
     Accept = 1,
     /// Accept back-off timer after fd exhaustion; `slot` is the listener index.
     AcceptBackoff,
@@ -25,6 +25,8 @@ pub enum Op {
     InspectRecv,
     /// The first write to the server: a PROXY header and the bytes read while inspecting.
     Preface,
+    /// The multishot accept of a listener far from the fd budget; `slot` is its index.
+    AcceptMulti,
 }
 
 impl Op {
@@ -44,6 +46,7 @@ impl Op {
             PollOut,
             InspectRecv,
             Preface,
+            AcceptMulti,
         ]
         .into_iter()
         .find(|op| *op as u8 == v)
