@@ -91,6 +91,10 @@ pub enum TransmitReason {
     SplitBrainHeal,
     /// A master's effective priority changed; backups learn it now.
     PriorityChanged,
+    /// A master yielding to a higher one sends one last advert, so that the winner hears
+    /// it had a rival and announces the addresses again (split-brain heal), whichever of
+    /// their adverts crossed a healed link first.
+    Yielding,
     /// A leaving master's priority-0 advert.
     Shutdown,
 }

@@ -13,6 +13,9 @@ pub(crate) struct GarpSchedule {
     burst: Option<Burst>,
     delayed_at: Option<Instant>,
     refresh_at: Option<Instant>,
+    /// When the last heal burst started: the rival's last advert and its yielding one
+    /// arrive together, and one heal is enough.
+    healed_at: Option<Instant>,
 }
 
 #[derive(Clone, Debug)]
@@ -34,16 +37,23 @@ impl GarpSchedule {
         self.poll(now, cfg, out);
     }
 
-    /// Starts a heal burst unless a burst is already running.
-    pub(crate) fn heal(&mut self, now: Instant, cfg: &Config, out: &mut VecDeque<Event>) {
-        if self.burst.is_none() {
+    /// Starts a heal burst unless a burst is already running or one started within the
+    /// last advert interval; true when it did.
+    pub(crate) fn heal(&mut self, now: Instant, cfg: &Config, out: &mut VecDeque<Event>) -> bool {
+        let recent = self
+            .healed_at
+            .is_some_and(|at| now < at + cfg.advert_interval.as_duration());
+        if self.burst.is_none() && !recent {
+            self.healed_at = Some(now);
             self.start_burst(
                 now,
                 cfg.garp_master_repeat.max(1),
                 GarpReason::SplitBrainHeal,
             );
             self.poll(now, cfg, out);
+            return true;
         }
+        false
     }
 
     /// Forgets everything (leaving Master).

@@ -356,11 +356,25 @@ impl Instance {
         let delay_holds = !delay.is_zero() && self.preempt_at.map_or(true, |at| now < at);
         if self.config.preempt && lower && !delay_holds {
             self.counters.preempt_discards += 1;
+            let master = MasterInfo {
+                addr: src,
+                priority: theirs,
+            };
+            if delay.is_zero() {
+                // RFC 9568 lets the Master_Down_Timer run out first (3 intervals and a
+                // skew); the outcome is already known, so take over now. This is what
+                // makes a master that lowers its priority (fate-sharing penalty) hand
+                // over at once.
+                return self.become_master(
+                    now,
+                    Cause::Preempted {
+                        master: master.addr,
+                        master_priority: master.priority,
+                    },
+                );
+            }
             if let Phase::Backup { preempting, .. } = &mut self.phase {
-                *preempting = Some(MasterInfo {
-                    addr: src,
-                    priority: theirs,
-                });
+                *preempting = Some(master);
             }
             return;
         }
@@ -398,6 +412,10 @@ impl Instance {
             } else {
                 Cause::EqualPriorityHigherAddress { from: src }
             };
+            // Told before yielding: the winner may never have heard us (after a split
+            // brain, our advert may have been the one lost), and hearing a lower master
+            // is what makes it announce the addresses again.
+            self.queue_advert(local, TransmitReason::Yielding);
             self.accept_master(src, advert);
             self.garp.clear();
             self.events
@@ -407,9 +425,10 @@ impl Instance {
         }
         // Another master of lower rank: it will yield on hearing us, so tell it now rather than
         // at the next interval, and re-announce the addresses it may have taken.
-        self.counters.split_brain_heals += 1;
         self.advertise_now(now, TransmitReason::SplitBrainHeal);
-        self.garp.heal(now, &self.config, &mut self.events);
+        if self.garp.heal(now, &self.config, &mut self.events) {
+            self.counters.split_brain_heals += 1;
+        }
     }
 
     /// Records the master of an accepted advert; VRRPv3 learns its interval.

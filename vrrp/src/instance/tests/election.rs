@@ -110,8 +110,8 @@ fn higher_priority_backup_preempts() {
     net.run_until(cs(1050));
     net.start(A);
     net.run_until(cs(3000));
-    // B alone: master at 360, adverts at 1060..1360, all ignored by A, whose MDT (1050 + 321)
-    // fires at 1371.
+    // B alone: master at 360. A, started at 1050, takes over on B's first advert (1060)
+    // rather than letting its Master_Down_Timer run out (1050 + 321): the outcome is known.
     assert_eq!(
         transitions(&net, B)[1],
         (360, master(Cause::MasterDownTimerExpired))
@@ -122,14 +122,14 @@ fn higher_priority_backup_preempts() {
     };
     assert_eq!(
         transitions(&net, A),
-        vec![(1050, backup(Cause::Startup)), (1371, master(preempted))]
+        vec![(1050, backup(Cause::Startup)), (1060, master(preempted))]
     );
     let outranked = Cause::HigherPriorityAdvert {
         from: ip("192.0.2.1"),
         priority: 200,
     };
-    assert_eq!(transitions(&net, B)[2], (1371, backup(outranked)));
-    assert_eq!(net.nodes[A].inst.counters().preempt_discards, 4);
+    assert_eq!(transitions(&net, B)[2], (1060, backup(outranked)));
+    assert_eq!(net.nodes[A].inst.counters().preempt_discards, 1);
     assert_eq!(
         net.nodes[B]
             .events
@@ -204,36 +204,51 @@ fn penalty_makes_the_master_lose() {
     net.nodes[A].inst.set_penalty(net.now, 100);
     net.flush();
     assert_eq!(net.nodes[A].inst.effective_priority(), 100);
-    let (t, tx) = net.nodes[A].sent.last().unwrap();
+    // A tells the backups at once; B (150) takes over on hearing it, and A, outranked,
+    // yields with one last advert.
+    let told: Vec<(u64, u8, TransmitReason)> = net.nodes[A]
+        .sent
+        .iter()
+        .filter(|(t, _)| centis(*t) == 1000)
+        .map(|(t, tx)| (centis(*t), tx.priority(), tx.reason))
+        .collect();
     assert_eq!(
-        (centis(*t), tx.priority(), tx.reason),
-        (1000, 100, TransmitReason::PriorityChanged)
+        told,
+        [
+            (1000, 100, TransmitReason::PriorityChanged),
+            (1000, 100, TransmitReason::Yielding)
+        ]
     );
     assert!(net.nodes[A]
         .events
         .iter()
         .any(|(_, e)| *e == Event::PriorityChanged { from: 200, to: 100 }));
     net.run_until(cs(3000));
-    // B last accepted A at 921; MDI 300 + (106 * 100) / 256 = 341 -> 1262.
+    // Not after B's Master_Down_Interval (341, at 1262): at once.
     let preempted = Cause::Preempted {
         master: ip("192.0.2.1"),
         master_priority: 100,
     };
-    assert_eq!(transitions(&net, B)[1], (1262, master(preempted)));
+    assert_eq!(transitions(&net, B)[1], (1000, master(preempted)));
     let outranked = Cause::HigherPriorityAdvert {
         from: ip("192.0.2.2"),
         priority: 150,
     };
-    assert_eq!(transitions(&net, A)[2], (1262, backup(outranked)));
-    // Lifting the penalty at 3000 makes A pre-empt back. Its timer was last reset by B's advert
-    // at 2962 while A was at 100 (MDI 360); a running timer is not recomputed: 2962 + 360.
+    assert_eq!(transitions(&net, A)[2], (1000, backup(outranked)));
+    // Lifting the penalty at 3000 makes A pre-empt back on B's next advert.
     net.nodes[A].inst.set_penalty(net.now, 0);
     net.run_until(cs(5000));
     let preempted = Cause::Preempted {
         master: ip("192.0.2.2"),
         master_priority: 150,
     };
-    assert_eq!(transitions(&net, A)[3], (3322, master(preempted)));
+    let back = transitions(&net, A)[3].clone();
+    assert_eq!(back.1, master(preempted));
+    assert!(
+        back.0 > 3000 && back.0 <= 3100,
+        "preempted back at {}",
+        back.0
+    );
 }
 
 #[test]
@@ -300,6 +315,42 @@ fn master_hearing_a_lower_master_readvertises_at_once_and_garps_again() {
         .take(2)
         .collect();
     assert_eq!(after, vec![1160, 1260]);
+    assert_eq!(net.nodes[A].inst.counters().split_brain_heals, 1);
+}
+
+#[test]
+fn a_yielding_master_tells_the_winner_which_then_garps_whoever_spoke_first() {
+    // The other order of the test above: the link heals just before A's advert (due at
+    // 1121), after B's at 1060 was lost. B yields on hearing A; its last advert is what
+    // tells A that B held the addresses, so A announces them again.
+    let mut net = Net::started(vec![cfg(A, 200, 100), cfg(B, 100, 100)]);
+    net.partitioned = true;
+    net.run_until(cs(1100));
+    assert_eq!(net.nodes[B].inst.state(), State::Master);
+    net.partitioned = false;
+    net.run_until(cs(2000));
+    let outranked = Cause::HigherPriorityAdvert {
+        from: ip("192.0.2.1"),
+        priority: 200,
+    };
+    assert_eq!(transitions(&net, B)[2], (1121, backup(outranked)));
+    let yielded: Vec<(u64, TransmitReason)> = net.nodes[B]
+        .sent
+        .iter()
+        .filter(|(t, _)| centis(*t) >= 1121)
+        .map(|(t, tx)| (centis(*t), tx.reason))
+        .collect();
+    assert_eq!(yielded, vec![(1121, TransmitReason::Yielding)]);
+    let heal = Event::SendGratuitousArp {
+        reason: GarpReason::SplitBrainHeal,
+    };
+    let heals: Vec<u64> = net.nodes[A]
+        .events
+        .iter()
+        .filter(|(_, e)| *e == heal)
+        .map(|(t, _)| centis(*t))
+        .collect();
+    assert_eq!(heals, vec![1121; 5]);
     assert_eq!(net.nodes[A].inst.counters().split_brain_heals, 1);
 }
 
