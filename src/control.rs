@@ -432,7 +432,7 @@ impl Control {
                 .map_err(|e| format!("cannot open the log ({log_target}): {e}"))?;
         }
         let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
-        let vrrp_instances = new.vrrp.instances.clone();
+        let vrrp_section = new.vrrp.clone();
         let (mut outcome, targets, carried, generation) = {
             let mut reg = lock(&self.registry);
             let (outcome, before) = reg.reload(new);
@@ -457,8 +457,8 @@ impl Control {
         // The VRRP thread applies priority, peers, tracking and notify in place and logs
         // what else would need a restart.
         match &self.vrrp {
-            Some(vrrp) => vrrp.reload(&vrrp_instances),
-            None if !vrrp_instances.is_empty() => outcome
+            Some(vrrp) => vrrp.reload(&vrrp_section),
+            None if !vrrp_section.instances.is_empty() => outcome
                 .needs_restart
                 .push("vrrp (no instance ran at start)".to_string()),
             None => {}

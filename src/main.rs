@@ -344,7 +344,7 @@ fn run(
     }
 
     // VRRP starts once the workers listen, so a new master can serve at once.
-    let vrrp = ha::start(&config.vrrp.instances, shared.clone())?;
+    let vrrp = ha::start(&config.vrrp, shared.clone())?;
     let reload_status = Arc::new(Mutex::new(stats::ReloadStatus::default()));
     let sources = Arc::new(stats::Sources {
         registry: registry.clone(),

@@ -18,6 +18,8 @@ mod keepalived;
 mod nodes;
 #[path = "lab/probe.rs"]
 mod probe;
+#[path = "lab/tracking.rs"]
+mod tracking;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -65,6 +67,10 @@ struct Outages {
     preempt: Option<Duration>,
     stall: Option<Duration>,
     stall_leave: Option<Duration>,
+    /// A tracked interface going down (FAULT).
+    fault: Option<Duration>,
+    /// A tracked script failing, its weight taking the master under the backup.
+    script: Option<Duration>,
 }
 
 #[test]
@@ -77,8 +83,9 @@ fn lab() {
     let dir = work_dir();
     eprintln!("lab: logs in {}", dir.display());
 
-    let ringlb_numbers = ringlb_pair(&dir);
+    let mut ringlb_numbers = ringlb_pair(&dir);
     malformed_adverts(&dir);
+    tracking::tracking(&dir, &mut ringlb_numbers);
 
     if have("keepalived") {
         keepalived::keepalived_interop(&dir, 3, "100ms", "0.1", None);
@@ -462,5 +469,13 @@ fn print_table(ringlb: &Outages, classic: Option<&Outages>) {
     eprintln!(
         "| master's workers stalled, stop_adverts | {} | not detected |",
         ms(ringlb.stall_leave)
+    );
+    eprintln!(
+        "| tracked interface down (FAULT) | {} | - |",
+        ms(ringlb.fault)
+    );
+    eprintln!(
+        "| tracked script fails, weight -60 | {} | - |",
+        ms(ringlb.script)
     );
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use self::vrrp::{TrackAction, Vip, Vrrp, VrrpInstance};
+pub use self::vrrp::{InstanceHooks, TrackAction, TrackFile, TrackScript, Vip, Vrrp, VrrpInstance};
 pub use health::{CheckKind, Expect, HealthCheck};
 pub use host::{Host, HostPort};
 pub use host_check::host_problems;

@@ -7,13 +7,14 @@ mod arp;
 mod iface;
 mod nd;
 mod netlink;
+mod notify;
 mod reload;
 mod router;
 mod socket;
+mod track;
 mod watchdog;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -22,7 +23,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::config::VrrpInstance;
+use crate::config;
 use crate::fault::{self, Helper};
 use crate::logging::event;
 use crate::worker::Shared;
@@ -48,7 +49,7 @@ pub struct Vrrp {
 
 /// What the control thread asks of the VRRP thread (with a write to its eventfd).
 enum Cmd {
-    Reload(Vec<VrrpInstance>),
+    Reload(config::Vrrp),
     Stop,
 }
 
@@ -57,6 +58,11 @@ enum Cmd {
 #[allow(dead_code)] // read by the stats page (issue 6), not yet built
 pub struct InstanceStatus {
     pub name: String,
+    /// keepalived's name of its state: MASTER, BACKUP, INIT, or FAULT while tracking holds
+    /// it out of the cluster.
+    pub state: &'static str,
+    /// Why it is in FAULT.
+    pub fault: Option<String>,
     pub vrid: u8,
     pub status: vrrp::Status,
     pub counters: vrrp::Counters,
@@ -81,7 +87,8 @@ impl StatusReader {
 
 /// Sets up every instance (sockets, interface facts) and starts the thread. `Ok(None)`
 /// without instances. Errors name the instance.
-pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
+pub fn start(vrrp: &config::Vrrp, shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
+    let instances = &vrrp.instances;
     if instances.is_empty() {
         return Ok(None);
     }
@@ -98,12 +105,20 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
         .iter()
         .filter_map(|i| i.track.map(|t| t.worker_stall))
         .min();
+    let hooks: Vec<&config::InstanceHooks> = instances.iter().map(|i| &i.hooks).collect();
+    let trackers = track::Trackers::new(
+        &vrrp.scripts,
+        &vrrp.files,
+        &hooks,
+        std::time::Instant::now(),
+    );
     let runner = Runner {
         routers,
         io: Io {
             netlink,
-            children: Vec::new(),
+            notify: notify::Notifier::new(vrrp.notify_timeout),
         },
+        trackers,
         watchdog: track.map(|stall| new_watchdog(&shared, stall)),
         shared,
         origin: std::time::Instant::now(),
@@ -138,8 +153,8 @@ impl Vrrp {
     /// Applies a reloaded `vrrp` section: priority, unicast peers, tracking and notify change
     /// in place; every other difference is logged as needing a restart.
     #[allow(dead_code)] // called by the control thread's SIGHUP reload once wired
-    pub fn reload(&self, instances: &[VrrpInstance]) {
-        let _ = self.commands.send(Cmd::Reload(instances.to_vec()));
+    pub fn reload(&self, vrrp: &config::Vrrp) {
+        let _ = self.commands.send(Cmd::Reload(vrrp.clone()));
         self.wake_thread();
     }
 
@@ -187,13 +202,15 @@ impl Drop for Vrrp {
 /// What instances share for their side effects.
 pub(crate) struct Io {
     netlink: Rtnetlink,
-    /// Notify commands still running, reaped as they finish.
-    children: Vec<(String, Child)>,
+    /// Notify commands, reaped as they finish.
+    notify: notify::Notifier,
 }
 
 struct Runner {
     routers: Vec<Router>,
     io: Io,
+    /// Scripts, files and links the instances track (keepalived's tracking).
+    trackers: track::Trackers,
     watchdog: Option<Watchdog>,
     shared: Arc<Shared>,
     origin: std::time::Instant,
@@ -220,14 +237,18 @@ impl Runner {
         for r in &mut self.routers {
             r.start(now, &mut self.io);
         }
+        self.apply_tracking(now);
         let mut buf = vec![0u8; 65536];
         loop {
             let now = self.now();
             self.watch_workers(now);
+            if self.trackers.poll(std::time::Instant::now()) {
+                self.apply_tracking(now);
+            }
             for r in &mut self.routers {
                 r.on_timeout(now, &mut self.io);
             }
-            self.reap_children();
+            self.io.notify.reap();
             self.publish();
 
             let readable = match self.wait(now) {
@@ -272,6 +293,12 @@ impl Runner {
         if self.watchdog.is_some() {
             sleep = sleep.min(WATCHDOG_PERIOD);
         }
+        if let Some(at) = self.trackers.next_due() {
+            sleep = sleep.min(at.saturating_duration_since(std::time::Instant::now()));
+        }
+        if self.io.notify.busy() {
+            sleep = sleep.min(track::POLL);
+        }
         // Round up, so a deadline 0.4 ms away is not polled for in a busy loop.
         let ms = sleep.as_micros().div_ceil(1000);
         let timeout = PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX);
@@ -305,14 +332,25 @@ impl Runner {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Cmd::Stop => return true,
-                Cmd::Reload(instances) => self.reload(&instances),
+                Cmd::Reload(vrrp) => self.reload(&vrrp),
             }
         }
         false
     }
 
-    fn reload(&mut self, instances: &[VrrpInstance]) {
+    fn reload(&mut self, vrrp: &config::Vrrp) {
+        let instances = &vrrp.instances;
         let now = self.now();
+        // Scripts, files and links start over with the new definitions.
+        self.trackers.stop();
+        let hooks: Vec<&config::InstanceHooks> = instances.iter().map(|i| &i.hooks).collect();
+        self.trackers = track::Trackers::new(
+            &vrrp.scripts,
+            &vrrp.files,
+            &hooks,
+            std::time::Instant::now(),
+        );
+        self.io.notify.set_timeout(vrrp.notify_timeout);
         for r in &mut self.routers {
             match instances.iter().find(|i| i.name == r.name()) {
                 Some(new) => r.reload(new, now, &mut self.io),
@@ -338,6 +376,15 @@ impl Runner {
         if let (None, Some(stall)) = (&self.watchdog, stall) {
             self.watchdog = Some(new_watchdog(&self.shared, stall));
         }
+        self.apply_tracking(now);
+    }
+
+    /// Hands every instance what its tracking says now.
+    fn apply_tracking(&mut self, now: vrrp::Instant) {
+        for r in &mut self.routers {
+            let (offset, fault) = self.trackers.verdict(r.hooks());
+            r.on_tracking(now, offset, fault, &mut self.io);
+        }
     }
 
     /// Fate-sharing: reads the heartbeats and lets each tracking instance react.
@@ -355,21 +402,6 @@ impl Runner {
         for r in &mut self.routers {
             r.on_worker_health(now, oldest, &mut self.io);
         }
-    }
-
-    fn reap_children(&mut self) {
-        self.io
-            .children
-            .retain_mut(|(what, child)| match child.try_wait() {
-                Ok(Some(status)) => {
-                    if !status.success() {
-                        event!(warning: "vrrp: notify {what} exited with {status}");
-                    }
-                    false
-                }
-                Ok(None) => true,
-                Err(_) => false,
-            });
     }
 
     fn publish(&self) {

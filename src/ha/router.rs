@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::process::{Command, Stdio};
 use std::time::Instant as StdInstant;
 
 use vrrp::{Cause, Event, GarpReason, Instance, State, VirtualAddrs};
@@ -33,6 +32,10 @@ pub(super) struct Router {
     state: State,
     /// The workers are stalled past `track.worker_stall` (the penalty or stop is applied).
     stalled: bool,
+    /// Why tracking (a script, an interface) holds the instance in FAULT.
+    fault: Option<String>,
+    /// Out of the cluster (FAULT, or stalled with `stop_adverts`): no adverts, no VIPs.
+    out: bool,
     /// Set when a transition is caused by fate-sharing rather than by the protocol.
     track_cause: Option<String>,
     transitions: u64,
@@ -94,6 +97,8 @@ impl Router {
             announce,
             state: State::Initialize,
             stalled: false,
+            fault: None,
+            out: false,
             track_cause: None,
             transitions: 0,
             ip_header_errors: 0,
@@ -168,6 +173,10 @@ impl Router {
         &self.cfg.name
     }
 
+    pub(super) fn hooks(&self) -> &crate::config::InstanceHooks {
+        &self.cfg.hooks
+    }
+
     /// Applies a reloaded instance config (see `reload::needs_restart` for what cannot).
     pub(super) fn reload(&mut self, new: &VrrpInstance, now: vrrp::Instant, io: &mut Io) {
         let name = self.cfg.name.clone();
@@ -202,6 +211,7 @@ impl Router {
             self.cfg.track = new.track;
         }
         self.cfg.notify = new.notify.clone();
+        self.cfg.hooks = new.hooks.clone();
         self.flush(io);
     }
 
@@ -300,19 +310,77 @@ impl Router {
                 };
                 event!("vrrp {name}: {why}: {verb}");
                 self.track_cause = Some(why);
-                if stalled {
-                    self.vr.shutdown(now);
-                } else {
-                    self.vr.startup(now);
-                }
+                self.update_membership(now);
             }
         }
         self.flush(io);
     }
 
+    /// keepalived's tracking: `offset` added to the configured priority (an address owner
+    /// keeps 255), and a FAULT (out of the cluster, VIPs released) while `fault` says why.
+    pub(super) fn on_tracking(
+        &mut self,
+        now: vrrp::Instant,
+        offset: i32,
+        fault: Option<String>,
+        io: &mut Io,
+    ) {
+        let base = i32::from(self.cfg.priority);
+        if base != 255 {
+            let target = (base + offset).clamp(1, 254) as u8;
+            if target != self.vr.status().configured_priority {
+                if let Err(e) = self.vr.set_priority(now, target) {
+                    event!(warning: "vrrp {}: tracking: priority {target}: {e}", self.cfg.name);
+                }
+            }
+        }
+        if fault != self.fault {
+            match &fault {
+                Some(why) => {
+                    event!(warning: "vrrp {}: fault: {why}", self.cfg.name);
+                    self.track_cause = Some(format!("fault: {why}"));
+                }
+                None => {
+                    event!(notice: "vrrp {}: fault cleared: rejoining as backup", self.cfg.name);
+                    self.track_cause = Some("fault cleared".into());
+                }
+            }
+            self.fault = fault;
+            self.update_membership(now);
+        }
+        self.flush(io);
+    }
+
+    /// Leaves or rejoins the cluster as FAULT and stalls (with `stop_adverts`) say.
+    fn update_membership(&mut self, now: vrrp::Instant) {
+        let stop_stalled = self.stalled
+            && self
+                .cfg
+                .track
+                .is_some_and(|t| t.action == TrackAction::StopAdverts);
+        let out = self.fault.is_some() || stop_stalled;
+        if out && !self.out {
+            self.vr.shutdown(now);
+        } else if !out && self.out {
+            self.vr.startup(now);
+        }
+        self.out = out;
+    }
+
+    /// The state keepalived would name: FAULT while tracking holds the instance out.
+    pub(super) fn state_label(&self) -> &'static str {
+        if self.fault.is_some() && self.vr.state() == State::Initialize {
+            "FAULT"
+        } else {
+            state_name(self.vr.state())
+        }
+    }
+
     pub(super) fn report(&self) -> InstanceStatus {
         InstanceStatus {
             name: self.cfg.name.clone(),
+            state: self.state_label(),
+            fault: self.fault.clone(),
             vrid: self.cfg.vrid,
             status: self.vr.status(),
             counters: self.vr.counters().clone(),
@@ -413,33 +481,49 @@ impl Router {
         }
     }
 
-    /// Logs `FROM -> TO (cause)` and runs the notify command.
+    /// Logs `FROM -> TO (cause)` and runs the notify commands: `notify` with keepalived's
+    /// arguments (`INSTANCE name state priority`), and the state's own (`notify_master`,
+    /// `notify_backup`, `notify_fault`, `notify_stop`).
     fn transition(&mut self, to: State, cause: Cause, io: &mut Io) {
         let why = self.track_cause.take().unwrap_or_else(|| describe(cause));
-        event!(notice:
-            "vrrp {}: {} -> {} ({why})",
-            self.cfg.name,
-            state_name(self.state),
-            state_name(to)
-        );
+        let label = match to {
+            State::Initialize if self.fault.is_some() => "FAULT",
+            _ => state_name(to),
+        };
+        let from =
+            if self.fault.is_some() && self.state == State::Initialize && self.transitions > 0 {
+                "FAULT"
+            } else {
+                state_name(self.state)
+            };
+        event!(notice: "vrrp {}: {from} -> {label} ({why})", self.cfg.name);
         self.state = to;
         self.transitions += 1;
+        // keepalived's names: STOP when the process stops, FAULT when tracking holds it
+        // out (a stall with stop_adverts too: the instance cannot serve).
+        let notified = match to {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+            State::Initialize if cause == Cause::Shutdown && !self.out => "STOP",
+            State::Initialize => "FAULT",
+        };
+        let priority = self.vr.effective_priority().to_string();
         if let Some(cmd) = &self.cfg.notify {
-            let spawned = Command::new(cmd)
-                .arg(&self.cfg.name)
-                .arg(state_name(to))
-                .stdin(Stdio::null())
-                .spawn();
-            match spawned {
-                Ok(child) => io
-                    .children
-                    .push((format!("{} {}", cmd.display(), state_name(to)), child)),
-                Err(e) => event!(
-                    "vrrp {}: cannot run notify {}: {e}",
-                    self.cfg.name,
-                    cmd.display()
-                ),
-            }
+            let cmd = cmd.display().to_string();
+            io.notify.run(
+                &cmd,
+                &["INSTANCE", &self.cfg.name, notified, &priority],
+                &self.cfg.name,
+            );
+        }
+        let own = match notified {
+            "MASTER" => &self.cfg.hooks.notify_master,
+            "BACKUP" => &self.cfg.hooks.notify_backup,
+            "FAULT" => &self.cfg.hooks.notify_fault,
+            _ => &self.cfg.hooks.notify_stop,
+        };
+        if let Some(cmd) = own {
+            io.notify.run(cmd, &[], &self.cfg.name);
         }
     }
 

@@ -384,11 +384,7 @@ fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
         .map(|i| VrrpRow {
             name: i.name,
             vrid: i.vrid,
-            state: match i.status.state {
-                vrrp::State::Master => "MASTER",
-                vrrp::State::Backup => "BACKUP",
-                vrrp::State::Initialize => "INIT",
-            },
+            state: i.state,
             priority: i.status.effective_priority,
             configured_priority: i.status.configured_priority,
             master: i

@@ -103,7 +103,7 @@ pub fn unicast_and_notify(dir: &Path) {
     let script = dir.join("notify.sh");
     fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", notified.display()),
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", notified.display()),
     )
     .unwrap();
     fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -139,8 +139,8 @@ pub fn unicast_and_notify(dir: &Path) {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
-        lines, "VI_1 BACKUP\nVI_1 MASTER\nVI_1 INIT\n",
-        "notify calls"
+        lines, "INSTANCE VI_1 BACKUP 150\nINSTANCE VI_1 MASTER 150\nINSTANCE VI_1 STOP 150\n",
+        "notify calls, with keepalived's arguments"
     );
     eprintln!("lab: unicast interop with keepalived and notify work");
 }

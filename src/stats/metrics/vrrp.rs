@@ -7,7 +7,7 @@ use prometheus_client::metrics::MetricType;
 use super::{Family, Labels, Value};
 use crate::stats::report::{Report, VrrpRow};
 
-const VRRP_STATES: [&str; 3] = ["MASTER", "BACKUP", "INIT"];
+const VRRP_STATES: [&str; 4] = ["MASTER", "BACKUP", "INIT", "FAULT"];
 
 pub fn families(r: &Report) -> Vec<Family> {
     let vrrp = &r.vrrp;
