@@ -2,7 +2,6 @@
 //! config inside the running process (validate, then apply as a diff: new snapshot,
 //! listeners opened and closed per bind, health targets replaced); SIGTERM/SIGINT drain.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -20,22 +19,20 @@ use crate::listener;
 use crate::logging::{self, event};
 use crate::notify::Notifier;
 use crate::registry::ServerRegistry;
+use crate::sys::EventFd;
 use crate::worker::{Command, ListenerSpec, Shared, WorkerExit};
 
 /// How the control thread reaches one worker.
 pub struct WorkerHandle {
     pub commands: Sender<Command>,
-    pub wake: Arc<OwnedFd>,
+    pub wake: Arc<EventFd>,
 }
 
 impl WorkerHandle {
     fn send(&self, cmd: Command) {
         let _ = self.commands.send(cmd);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // Fails only when the counter is full: the worker is due to wake anyway.
+        let _ = self.wake.write(1);
     }
 }
 

@@ -24,7 +24,6 @@ mod tls;
 mod version;
 mod worker;
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -274,7 +273,7 @@ fn run(
     let mut handles = Vec::with_capacity(workers);
     for (id, listeners) in per_worker.into_iter().enumerate() {
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let wake = Arc::new(eventfd().map_err(|e| format!("eventfd: {e}"))?);
+        let wake = Arc::new(sys::EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
         handles.push(WorkerHandle {
             commands: cmd_tx,
             wake: wake.clone(),
@@ -423,16 +422,6 @@ fn spawn_signal_thread(signals: SigSet) -> Result<Receiver<Signal>, String> {
         })
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
     Ok(rx)
-}
-
-fn eventfd() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// CPUs this process may run on, in order.

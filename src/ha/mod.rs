@@ -12,7 +12,7 @@ mod router;
 mod socket;
 mod watchdog;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::config::VrrpInstance;
 use crate::fault::{self, Helper};
 use crate::logging::event;
+use crate::sys::EventFd;
 use crate::worker::Shared;
 use netlink::Rtnetlink;
 use router::Router;
@@ -40,7 +41,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The running VRRP thread. Dropping it stops the instances (priority 0, VIPs removed).
 pub struct Vrrp {
     commands: Sender<Cmd>,
-    wake: Arc<OwnedFd>,
+    wake: Arc<EventFd>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
@@ -90,7 +91,7 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
         .iter()
         .map(Router::new)
         .collect::<Result<Vec<_>, String>>()?;
-    let wake = Arc::new(crate::eventfd().map_err(|e| format!("vrrp: eventfd: {e}"))?);
+    let wake = Arc::new(EventFd::new().map_err(|e| format!("vrrp: eventfd: {e}"))?);
     let (done_tx, done) = crossbeam_channel::bounded(1);
     let (commands, commands_rx) = crossbeam_channel::unbounded();
     let status = Arc::new(Mutex::new(Vec::new()));
@@ -170,11 +171,8 @@ impl Vrrp {
 
 impl Vrrp {
     fn wake_thread(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // Fails only when the counter is full: the thread is due to wake anyway.
+        let _ = self.wake.write(1);
     }
 }
 
@@ -197,7 +195,7 @@ struct Runner {
     watchdog: Option<Watchdog>,
     shared: Arc<Shared>,
     origin: std::time::Instant,
-    wake: Arc<OwnedFd>,
+    wake: Arc<EventFd>,
     commands: Receiver<Cmd>,
     done: Sender<()>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
@@ -297,11 +295,8 @@ impl Runner {
 
     /// Clears the eventfd and handles every queued command; true to stop.
     fn on_commands(&mut self) -> bool {
-        let mut counter = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer from our own non-blocking eventfd.
-        unsafe {
-            libc::read(self.wake.as_raw_fd(), counter.as_mut_ptr().cast(), 8);
-        }
+        // WouldBlock (a spurious wake-up) is harmless: the commands are read regardless.
+        let _ = self.wake.read();
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Cmd::Stop => return true,

@@ -27,7 +27,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 use crate::balance::PickState;
 use crate::health::PassiveReporter;
 use crate::logging::{self, event, ConnLog};
-use crate::sys;
+use crate::sys::{self, EventFd};
 use crate::table::{FrontendTable, SharedTables, Tables};
 use bufring::BufRing;
 use conns::Slot;
@@ -192,7 +192,7 @@ pub struct WorkerSpec {
     pub tables: SharedTables,
     pub commands: Receiver<Command>,
     /// eventfd the control thread writes after sending a command.
-    pub wake: Arc<OwnedFd>,
+    pub wake: Arc<EventFd>,
     pub shared: Arc<Shared>,
     /// Most connections this worker holds at once (its share of the fd budget).
     pub max_conns: usize,
@@ -263,8 +263,7 @@ pub struct Worker {
     drain_scanned: Arc<Tables>,
     draining: usize,
     commands: Receiver<Command>,
-    wake: Arc<OwnedFd>,
-    wake_buf: u64,
+    wake: Arc<EventFd>,
     shared: Arc<Shared>,
     tick_ts: Timespec,
     stopping: bool,
@@ -317,7 +316,6 @@ impl Worker {
             snapshot,
             commands: spec.commands,
             wake: spec.wake,
-            wake_buf: 0,
             shared: spec.shared,
             tick_ts: Timespec::from(TICK),
             stopping: false,
@@ -649,14 +647,8 @@ impl Worker {
     }
 
     fn on_wake(&mut self, flags: u32) {
-        // SAFETY: reading 8 bytes into a u64 from our own non-blocking eventfd.
-        unsafe {
-            libc::read(
-                self.wake.as_raw_fd(),
-                (&mut self.wake_buf as *mut u64).cast(),
-                8,
-            );
-        }
+        // WouldBlock (a spurious wake-up) is harmless: the commands are read regardless.
+        let _ = self.wake.read();
         if !cqueue::more(flags) {
             self.arm_wake();
         }
