@@ -4,6 +4,7 @@
 mod balance;
 mod config;
 mod control;
+mod counters;
 mod ctl;
 mod fault;
 mod ha;

@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 
 use crate::balance::{Selector, ServerSpec};
 use crate::config::{Balance, Config, Server};
+use crate::counters::{BackendStats, FrontendStats, ServerStats};
 use crate::logging::event;
-use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{
     algorithm, AdminState, BackendTable, FrontendTable, InspectTable, ServerEntry, ServerState,
     SharedTables, Tables,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{HealthHistory, ServerRegistry};
 use crate::config::{Balance, MAX_WEIGHT};
-use crate::stats::{BackendStats, FrontendStats, ServerStats};
+use crate::counters::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{AdminState, ServerState};
 
 /// One server as the stats page shows it.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::report::{BackendRow, Latency, Report, ServerRow};
-use super::timings::WINDOW_MINUTES;
+use crate::counters::WINDOW_MINUTES;
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:8px 12px;

@@ -6,8 +6,6 @@
 
 mod admin;
 mod auth;
-mod counters;
-mod ends;
 mod html;
 mod http;
 mod metrics;
@@ -16,7 +14,6 @@ mod process;
 pub mod report;
 mod server;
 mod timed_io;
-mod timings;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,9 +26,6 @@ use crate::ha::StatusReader;
 use crate::logging::event;
 use crate::registry::ServerRegistry;
 use crate::worker::Shared;
-pub use counters::{raise_peak, BackendStats, FrontendStats, ServerCell, ServerStats};
-#[cfg(test)] // the worker's test of its reason indices
-pub use ends::END_REASONS;
 
 /// The report `/stats.json` shows, as of now (without connection rates, which only the
 /// stats thread samples).

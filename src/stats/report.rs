@@ -9,11 +9,10 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::ends::EndTotals;
 use super::process::{self, ProcessFacts};
-use super::timings::{Timings, WINDOW_MINUTES};
 use super::Sources;
 use crate::control;
+use crate::counters::{EndTotals, Timings, WINDOW_MINUTES};
 use crate::fault::{self, Helper};
 use crate::registry::RegistryView;
 use crate::table::ServerState;
