@@ -19,8 +19,9 @@ use crate::listener;
 use crate::logging::{self, event};
 use crate::notify::Notifier;
 use crate::registry::ServerRegistry;
+use crate::shared::Shared;
 use crate::sys::EventFd;
-use crate::worker::{Command, ListenerSpec, Shared, WorkerExit};
+use crate::worker::{Command, ListenerSpec, WorkerExit};
 
 /// How the control thread reaches one worker.
 pub struct WorkerHandle {

@@ -16,6 +16,7 @@ mod logging;
 mod notify;
 mod proxy;
 mod registry;
+mod shared;
 mod stats;
 mod sys;
 mod table;
@@ -41,7 +42,8 @@ use control::{Control, WorkerHandle};
 use limits::FdPlan;
 use logging::event;
 use registry::ServerRegistry;
-use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
+use shared::{FdBudget, Shared};
+use worker::{ListenerSpec, Worker, WorkerExit, WorkerSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -250,7 +252,7 @@ fn run(
     let shared = Arc::new(Shared {
         conns: AtomicU32::new(0),
         maxconn: AtomicU32::new(maxconn),
-        fds: FdBudget::new(fd_conns.saturating_mul(worker::CONN_FDS), binds * workers),
+        fds: FdBudget::new(fd_conns.saturating_mul(shared::CONN_FDS), binds * workers),
         heartbeats: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
         wall_epoch: logging::Rfc3339::now().0,

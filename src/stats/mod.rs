@@ -25,7 +25,7 @@ use crate::fault::{self, Helper};
 use crate::ha::StatusReader;
 use crate::logging::event;
 use crate::registry::ServerRegistry;
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 /// The report `/stats.json` shows, as of now (without connection rates, which only the
 /// stats thread samples).
