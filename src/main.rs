@@ -238,13 +238,13 @@ fn run(
         .transpose()?;
     let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone(), workers)));
     if let Some(path) = &config.state_file {
-        control::lock(&registry).load_state(path);
+        registry::lock(&registry).load_state(path);
     }
-    let tables = control::lock(&registry).tables();
+    let tables = registry::lock(&registry).tables();
     // Servers are checked once before the listeners open, so the first clients find the
     // servers that are up. The checker thread runs even with nothing to check yet, so a
     // reload can add checks.
-    let (targets, wait) = control::health_targets(&control::lock(&registry));
+    let (targets, wait) = control::health_targets(&registry::lock(&registry));
     let checker = control::spawn_checker(&registry, targets)?;
     if !checker.wait_first_round(wait + Duration::from_millis(500)) {
         event!(warning: "first health checks still running; starting anyway");
@@ -347,7 +347,7 @@ fn run(
 
     // VRRP starts once the workers listen, so a new master can serve at once.
     let vrrp = ha::start(&config.vrrp.instances, shared.clone())?;
-    let reload_status = Arc::new(Mutex::new(stats::ReloadStatus::default()));
+    let reload_status = Arc::new(Mutex::new(control::ReloadStatus::default()));
     let sources = Arc::new(stats::Sources {
         registry: registry.clone(),
         shared: shared.clone(),

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -75,6 +75,12 @@ pub struct ServerRegistry {
     /// Bumped by every reload; health verdicts carry the generation of their targets.
     generation: u64,
     tables: SharedTables,
+}
+
+/// The registry behind its mutex, as the control, health, stats and ctl threads share it.
+pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
+    // The registry stays consistent across a panic elsewhere: every change is one store.
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a reload did, for the summary log line and the health checker.

@@ -13,7 +13,7 @@ mod show;
 use crate::table::AdminState;
 
 pub use client::run as run_client;
-pub use server::{serve, Job, JobKind};
+pub use server::serve;
 
 /// One command, as parsed from its words.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,28 +15,16 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::{parse, show, Request, MAX_LINE};
-use crate::control;
+use crate::control::{Job, JobKind};
 use crate::fault::{self, Helper};
 use crate::logging::event;
+use crate::registry;
 use crate::stats::{self, Sources};
 
 /// How long one client may take to send its command or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reload or closing connections may take before the answer says so.
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Work for the control thread, with where its outcome goes.
-pub struct Job {
-    pub kind: JobKind,
-    /// Who asked, for the log.
-    pub who: String,
-    pub reply: Sender<Result<String, String>>,
-}
-
-pub enum JobKind {
-    Reload,
-    ShutdownSessions { backend: String, server: String },
-}
 
 /// The control socket's file: removed when this is dropped (at exit), unless another
 /// process has put its own socket there since.
@@ -164,7 +152,7 @@ impl Ctl {
         who: &str,
         json: bool,
     ) -> Result<String, String> {
-        let (effective, admin, weight) = control::lock(&self.sources.registry)
+        let (effective, admin, weight) = registry::lock(&self.sources.registry)
             .set_admin(backend, server, state, weight, who)
             .map_err(|e| e.to_string())?;
         event!(

@@ -21,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Stats;
+use crate::control::{LastReload, ReloadStatus};
 use crate::fault::{self, Helper};
 use crate::ha::StatusReader;
 use crate::logging::event;
@@ -31,37 +32,6 @@ use crate::shared::Shared;
 /// stats thread samples).
 pub fn report_now(sources: &Sources) -> report::Report {
     report::collect(sources, &report::Rates::default())
-}
-
-/// Reloads so far and the last one's result, kept by the control thread.
-#[derive(Debug, Default)]
-pub struct ReloadStatus {
-    pub reloads: u64,
-    pub failed: u64,
-    pub last: Option<LastReload>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LastReload {
-    /// The reload's number (from 1).
-    pub number: u64,
-    pub ok: bool,
-    /// What changed, or why it failed.
-    pub summary: String,
-    pub at: Instant,
-}
-
-impl ReloadStatus {
-    pub fn record(&mut self, number: u64, failed: u64, ok: bool, summary: String) {
-        self.reloads = number;
-        self.failed = failed;
-        self.last = Some(LastReload {
-            number,
-            ok,
-            summary,
-            at: Instant::now(),
-        });
-    }
 }
 
 /// Everything the stats thread reads.

@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use super::process::{self, ProcessFacts};
 use super::Sources;
-use crate::control;
 use crate::counters::{EndTotals, Timings, WINDOW_MINUTES};
 use crate::fault::{self, Helper};
-use crate::registry::RegistryView;
+use crate::registry::{self, RegistryView};
 use crate::table::ServerState;
 use crate::version;
 
@@ -230,7 +229,7 @@ impl Rates {
 }
 
 pub fn collect(sources: &Sources, rates: &Rates) -> Report {
-    let view = control::lock(&sources.registry).view();
+    let view = registry::lock(&sources.registry).view();
     let now = Instant::now();
     // The workers' clock, which their latency windows are kept in.
     let since_epoch = now.saturating_duration_since(sources.shared.epoch);
