@@ -204,8 +204,13 @@ fn run(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    logging::start(&config.log)
-        .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
+    logging::start(&config.log, |writer| {
+        thread::Builder::new()
+            .name("ringlb-log".into())
+            .spawn(move || fault::supervise(fault::Helper::Log, writer, logging::Writer::run))
+            .map(drop)
+    })
+    .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
     #[cfg(feature = "test-hooks")]
     test_hooks::install_if_enabled();
 

@@ -17,7 +17,6 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
@@ -102,9 +101,11 @@ pub fn style() -> Style {
     unpack(STYLE.load(Ordering::Relaxed))
 }
 
-/// Starts the writer thread on `target`; from now on, events and [`ConnLog::flush`] never
-/// block. Before it (start-up, `--check`, unit tests), events go straight to stderr.
-pub fn start(target: &Target) -> io::Result<()> {
+/// Starts the writer on `target`; from now on, events and [`ConnLog::flush`] never block.
+/// Before it (start-up, `--check`, unit tests), events go straight to stderr. `spawn` runs
+/// [`Writer::run`] on a thread of its own: the caller supervises it (see `fault`, which
+/// logs through this module and so sits above it).
+pub fn start(target: &Target, spawn: impl FnOnce(Writer) -> io::Result<()>) -> io::Result<()> {
     let sink = Sink::open(target)?;
     STYLE.store(pack(target.style), Ordering::Relaxed);
     let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
@@ -124,9 +125,7 @@ pub fn start(target: &Target) -> io::Result<()> {
         reported: 0,
         reported_at: None,
     };
-    thread::Builder::new()
-        .name("ringlb-log".into())
-        .spawn(move || crate::fault::supervise(crate::fault::Helper::Log, writer, Writer::run))?;
+    spawn(writer)?;
     // A second start (never done) would keep the first log.
     let _ = LOG.set(Log {
         events,
@@ -345,7 +344,7 @@ impl Default for ConnLog {
 }
 
 /// The `ringlb-log` thread: the only writer of the log once started.
-struct Writer {
+pub struct Writer {
     sink: Sink,
     events: Receiver<Batch>,
     batches: Receiver<Batch>,
@@ -359,7 +358,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self) {
+    /// Writes what comes until the log stops; after a panic, may be run again on the same
+    /// writer.
+    pub fn run(&mut self) {
         loop {
             select! {
                 recv(self.events) -> e => match e {
