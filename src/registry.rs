@@ -4,6 +4,7 @@
 //! counters follow a server's identity (backend, name, address) across reloads.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,7 +13,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::balance::{Selector, ServerSpec};
-use crate::config::{Balance, Config, Server};
+use crate::config::{Backend, Balance, Config, Server};
 use crate::counters::{BackendStats, FrontendStats, ServerStats};
 use crate::logging::event;
 use crate::table::{
@@ -21,6 +22,7 @@ use crate::table::{
 };
 
 mod admin;
+mod diff;
 mod history;
 mod state_file;
 
@@ -146,9 +148,8 @@ impl ServerRegistry {
             .iter()
             .map(|&(b, s)| {
                 let backend = &self.config.backends[b];
-                let server = &backend.servers[s];
                 before
-                    .get(&(backend.name.clone(), server.name.clone(), server.addr))
+                    .get(&server_key(backend, &backend.servers[s]))
                     .map(|&st| st == ServerState::Up)
             })
             .collect()
@@ -182,21 +183,8 @@ impl ServerRegistry {
     /// Returns the summary and the checked servers' states from before, for the checker.
     pub fn reload(&mut self, new: Config) -> (ReloadOutcome, HashMap<ServerKey, ServerState>) {
         let before = self.checked_states();
-        let summary = describe_changes(&self.config, &new);
-        let mut needs_restart = Vec::new();
-        if new.workers != self.config.workers {
-            needs_restart.push(format!(
-                "workers {} → {}",
-                show(self.config.workers),
-                show(new.workers)
-            ));
-        }
-        if new.pin_workers != self.config.pin_workers {
-            needs_restart.push("pin_workers".to_string());
-        }
-        if new.stats.as_ref().map(|s| s.bind) != self.config.stats.as_ref().map(|s| s.bind) {
-            needs_restart.push("stats bind".to_string());
-        }
+        let summary = diff::describe_changes(&self.config, &new);
+        let needs_restart = diff::needs_restart(&self.config, &new);
         self.adopt(new);
         self.generation += 1;
         (
@@ -213,9 +201,8 @@ impl ServerRegistry {
             .iter()
             .map(|&(b, s)| {
                 let backend = &self.config.backends[b];
-                let server = &backend.servers[s];
                 (
-                    (backend.name.clone(), server.name.clone(), server.addr),
+                    server_key(backend, &backend.servers[s]),
                     self.servers[b][s].state,
                 )
             })
@@ -224,63 +211,44 @@ impl ServerRegistry {
 
     /// Takes `config` as current, carrying runtime state by identity, and publishes.
     fn adopt(&mut self, config: Config) {
-        let mut old: HashMap<ServerKey, (Server, ServerRuntime)> = HashMap::new();
-        for (b, runtimes) in self.config.backends.iter().zip(self.servers.drain(..)) {
-            for (s, rt) in b.servers.iter().zip(runtimes) {
-                old.insert((b.name.clone(), s.name.clone(), s.addr), (s.clone(), rt));
-            }
-        }
+        let old = &self.config;
         let workers = self.workers;
-        let mut old_frontend_stats: HashMap<&str, Arc<FrontendStats>> = self
-            .config
-            .frontends
-            .iter()
-            .zip(self.frontend_stats.drain(..))
-            .map(|(f, st)| (f.name.as_str(), st))
-            .collect();
-        self.frontend_stats = config
-            .frontends
-            .iter()
-            .map(|f| {
-                old_frontend_stats
-                    .remove(f.name.as_str())
-                    .unwrap_or_else(|| Arc::new(FrontendStats::new(workers)))
-            })
-            .collect();
-        let mut old_backend_stats: HashMap<&str, Arc<BackendStats>> = self
-            .config
-            .backends
-            .iter()
-            .zip(self.backend_stats.drain(..))
-            .map(|(b, st)| (b.name.as_str(), st))
-            .collect();
-        self.backend_stats = config
-            .backends
-            .iter()
-            .map(|b| {
-                old_backend_stats
-                    .remove(b.name.as_str())
-                    .unwrap_or_else(|| Arc::new(BackendStats::new(workers)))
-            })
-            .collect();
-        let old_frontends: HashMap<&str, Arc<AtomicU32>> = self
-            .config
-            .frontends
-            .iter()
-            .zip(self.frontend_conns.iter())
-            .map(|(f, c)| (f.name.as_str(), c.clone()))
-            .collect();
-        let frontend_conns = config
-            .frontends
-            .iter()
-            .map(|f| {
-                old_frontends
-                    .get(f.name.as_str())
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        self.frontend_conns = frontend_conns;
+        self.frontend_stats = carry(
+            old.frontends.iter().map(|f| f.name.clone()),
+            self.frontend_stats.drain(..),
+            config.frontends.iter().map(|f| f.name.clone()),
+            || Arc::new(FrontendStats::new(workers)),
+        );
+        self.frontend_conns = carry(
+            old.frontends.iter().map(|f| f.name.clone()),
+            self.frontend_conns.drain(..),
+            config.frontends.iter().map(|f| f.name.clone()),
+            Arc::default,
+        );
+        self.backend_stats = carry(
+            old.backends.iter().map(|b| b.name.clone()),
+            self.backend_stats.drain(..),
+            config.backends.iter().map(|b| b.name.clone()),
+            || Arc::new(BackendStats::new(workers)),
+        );
+        // Each server's runtime with its old config (to tell whether the file changed it),
+        // or None for a server that is new; in the new config's order, backend by backend.
+        let mut carried = carry(
+            old.backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(move |s| server_key(b, s))),
+            old.backends
+                .iter()
+                .zip(self.servers.drain(..))
+                .flat_map(|(b, runtimes)| b.servers.iter().cloned().zip(runtimes))
+                .map(Some),
+            config
+                .backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(move |s| server_key(b, s))),
+            || None,
+        )
+        .into_iter();
 
         self.targets.clear();
         self.servers = config
@@ -296,8 +264,7 @@ impl ServerRegistry {
                         if checked {
                             self.targets.push((bi, si));
                         }
-                        let carried = old.remove(&(b.name.clone(), s.name.clone(), s.addr));
-                        let Some((old_server, mut rt)) = carried else {
+                        let Some((old_server, mut rt)) = carried.next().flatten() else {
                             return ServerRuntime {
                                 state: if checked {
                                     ServerState::Down
@@ -428,6 +395,26 @@ impl ServerRegistry {
     }
 }
 
+/// A server's identity in `backend`.
+fn server_key(backend: &Backend, server: &Server) -> ServerKey {
+    (backend.name.clone(), server.name.clone(), server.addr)
+}
+
+/// What a reload carries, the one rule for frontends, backends and servers alike: each
+/// item of the new config takes what the old item of the same identity held (`old_keys`
+/// and `old` in the old config's order), and an item that is new gets `fresh()`.
+fn carry<K: Eq + Hash, T>(
+    old_keys: impl Iterator<Item = K>,
+    old: impl Iterator<Item = T>,
+    new_keys: impl Iterator<Item = K>,
+    mut fresh: impl FnMut() -> T,
+) -> Vec<T> {
+    let mut old: HashMap<K, T> = old_keys.zip(old).collect();
+    new_keys
+        .map(|k| old.remove(&k).unwrap_or_else(&mut fresh))
+        .collect()
+}
+
 fn initial_reason(checked: bool) -> &'static str {
     if checked {
         "not checked yet"
@@ -444,117 +431,6 @@ fn short_reason(line: &str) -> &str {
     {
         Some((head, why)) if head.starts_with("server ") => why,
         _ => line,
-    }
-}
-
-fn show(workers: Option<usize>) -> String {
-    workers.map_or_else(|| "auto".to_string(), |w| w.to_string())
-}
-
-/// The reload summary: what was added (+), removed (-) and changed (~), per backend and
-/// frontend, e.g. `backend webfarm +web3 -web1 ~web2(weight 1→3); frontend api added`.
-fn describe_changes(old: &Config, new: &Config) -> String {
-    let mut parts = Vec::new();
-    for b in &new.backends {
-        let Some(ob) = old.backends.iter().find(|o| o.name == b.name) else {
-            parts.push(format!("backend {} added", b.name));
-            continue;
-        };
-        let mut items = Vec::new();
-        if ob.balance != b.balance {
-            items.push(format!("balance {:?}→{:?}", ob.balance, b.balance).to_lowercase());
-        }
-        if ob.health_check != b.health_check {
-            items.push("health_check changed".to_string());
-        }
-        if ob.timeouts != b.timeouts || ob.retries != b.retries || ob.no_server != b.no_server {
-            items.push("settings changed".to_string());
-        }
-        for s in &b.servers {
-            match ob.servers.iter().find(|o| o.name == s.name) {
-                None => items.push(format!("+{}", s.name)),
-                Some(os) => {
-                    let mut what = Vec::new();
-                    if os.addr != s.addr {
-                        what.push(format!("addr {}→{}", os.addr, s.addr));
-                    }
-                    if os.weight != s.weight {
-                        what.push(format!("weight {}→{}", os.weight, s.weight));
-                    }
-                    if os.backup != s.backup
-                        || os.maxconn != s.maxconn
-                        || os.check_addr != s.check_addr
-                    {
-                        what.push("settings".to_string());
-                    }
-                    if !what.is_empty() {
-                        items.push(format!("~{}({})", s.name, what.join(", ")));
-                    }
-                }
-            }
-        }
-        for os in &ob.servers {
-            if !b.servers.iter().any(|s| s.name == os.name) {
-                items.push(format!("-{}", os.name));
-            }
-        }
-        if !items.is_empty() {
-            parts.push(format!("backend {} {}", b.name, items.join(" ")));
-        }
-    }
-    for ob in &old.backends {
-        if !new.backends.iter().any(|b| b.name == ob.name) {
-            parts.push(format!("backend {} removed", ob.name));
-        }
-    }
-    for f in &new.frontends {
-        let Some(of) = old.frontends.iter().find(|o| o.name == f.name) else {
-            parts.push(format!("frontend {} added", f.name));
-            continue;
-        };
-        let mut items = Vec::new();
-        for a in f.bind.iter().filter(|a| !of.bind.contains(a)) {
-            items.push(format!("+bind {a}"));
-        }
-        for a in of.bind.iter().filter(|a| !f.bind.contains(a)) {
-            items.push(format!("-bind {a}"));
-        }
-        fn backend_name(c: &Config, b: Option<usize>) -> Option<&str> {
-            b.and_then(|b| c.backends.get(b)).map(|b| b.name.as_str())
-        }
-        if backend_name(new, f.backend) != backend_name(old, of.backend) {
-            items.push("backend changed".to_string());
-        }
-        if of.inspect != f.inspect {
-            items.push("inspection changed".to_string());
-        }
-        if of.forward != f.forward || of.log != f.log || of.maxconn != f.maxconn {
-            items.push("settings changed".to_string());
-        }
-        if !items.is_empty() {
-            parts.push(format!("frontend {} {}", f.name, items.join(" ")));
-        }
-    }
-    for of in &old.frontends {
-        if !new.frontends.iter().any(|f| f.name == of.name) {
-            parts.push(format!("frontend {} removed", of.name));
-        }
-    }
-    if old.stats != new.stats
-        && old.stats.as_ref().map(|s| s.bind) == new.stats.as_ref().map(|s| s.bind)
-    {
-        parts.push("stats settings changed".to_string());
-    }
-    if old.maxconn != new.maxconn
-        || old.grace != new.grace
-        || old.drain_timeout != new.drain_timeout
-    {
-        parts.push("global settings changed".to_string());
-    }
-    if parts.is_empty() {
-        "no change".to_string()
-    } else {
-        parts.join("; ")
     }
 }
 
