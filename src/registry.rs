@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use crate::balance::{Selector, ServerSpec};
 use crate::config::{Backend, Balance, Config, Server};
 use crate::counters::{BackendStats, FrontendStats, ServerStats};
+use crate::health::Reason;
 use crate::logging::event;
 use crate::table::{
     algorithm, AdminState, BackendTable, FrontendTable, InspectTable, ServerEntry, ServerState,
@@ -155,9 +156,9 @@ impl ServerRegistry {
             .collect()
     }
 
-    /// Records a health verdict for check target `target` of `generation`, with its log
-    /// line as the reason; verdicts about the targets of an older config are dropped.
-    pub fn set_health(&mut self, generation: u64, target: usize, up: bool, reason: &str) {
+    /// Records a health verdict for check target `target` of `generation`, and why;
+    /// verdicts about the targets of an older config are dropped.
+    pub fn set_health(&mut self, generation: u64, target: usize, up: bool, reason: &Reason) {
         if generation != self.generation {
             return;
         }
@@ -169,7 +170,7 @@ impl ServerRegistry {
             } else {
                 ServerState::Down
             };
-            rt.reason = short_reason(reason).to_string();
+            rt.reason = reason.to_string();
             let now = Instant::now();
             rt.history.verdict(!up, now);
             if rt.effective() != before {
@@ -423,23 +424,14 @@ fn initial_reason(checked: bool) -> &'static str {
     }
 }
 
-/// A health log line without its `server BACKEND/NAME is STATE: ` head.
-fn short_reason(line: &str) -> &str {
-    match line
-        .split_once(" is UP: ")
-        .or_else(|| line.split_once(" is DOWN: "))
-    {
-        Some((head, why)) if head.starts_with("server ") => why,
-        _ => line,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     use super::*;
     use crate::config;
+    use crate::health::Count;
 
     pub(super) const TEXT: &str = r#"{
   "frontends": [ { "name": "f", "bind": ["127.0.0.1:1"], "backend": "checked" } ],
@@ -453,6 +445,16 @@ mod tests {
         config::parse("t", text).unwrap()
     }
 
+    /// A passed first check: `HTTP 200 (first check, after 1 ms)`.
+    pub(super) fn first_check() -> Reason {
+        Reason {
+            found: "HTTP 200".into(),
+            count: Count::First {
+                after: Duration::from_millis(1),
+            },
+        }
+    }
+
     #[test]
     fn checked_servers_start_down_and_follow_verdicts() {
         let mut r = ServerRegistry::new(parse(TEXT), 2);
@@ -464,13 +466,13 @@ mod tests {
         assert_eq!(t.backends[0].servers[1].check, Some(1));
         assert_eq!(t.frontend_of("127.0.0.1:1".parse().unwrap()), Some(0));
 
-        r.set_health(0, 1, true, "");
+        r.set_health(0, 1, true, &first_check());
         r.publish();
         let t2 = r.tables().load_full();
         assert_eq!(t2.backends[0].selector.candidates(), 1);
         assert!(Arc::ptr_eq(&t.backends[0].load[1], &t2.backends[0].load[1]));
         // A verdict about an older generation of targets is dropped.
-        r.set_health(7, 0, true, "");
+        r.set_health(7, 0, true, &first_check());
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
     }
@@ -478,8 +480,8 @@ mod tests {
     #[test]
     fn reload_carries_state_and_counters_by_identity() {
         let mut r = ServerRegistry::new(parse(TEXT), 2);
-        r.set_health(0, 0, true, "");
-        r.set_health(0, 1, true, "");
+        r.set_health(0, 0, true, &first_check());
+        r.set_health(0, 1, true, &first_check());
         r.publish();
         let before = r.tables().load_full();
         before.backends[0].load[0].store(5, Ordering::Relaxed);

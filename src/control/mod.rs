@@ -97,9 +97,9 @@ pub fn spawn_checker(
             // Logged once the new state is what workers see, not before.
             for change in changes.iter().filter(|c| c.generation == reg.generation()) {
                 if change.up {
-                    event!(notice: "{}", change.reason);
+                    event!(notice: "{change}");
                 } else {
-                    event!(warning: "{}", change.reason);
+                    event!(warning: "{change}");
                 }
             }
         }),

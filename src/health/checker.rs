@@ -21,7 +21,7 @@ use crate::logging::event;
 use crate::sys::EventFd;
 
 /// Called on the health thread with every batch of state changes. The checker logs
-/// nothing itself: the caller logs each `reason` once the change has taken effect.
+/// nothing itself: the caller logs each change once it has taken effect.
 pub type OnChange = Box<dyn FnMut(&[StateChange]) + Send>;
 
 /// The handle on the health thread. Dropping it stops the thread.
@@ -365,16 +365,14 @@ impl Engine {
                         continue;
                     };
                     if let Some(t) = slot.health.record_passive_failure(now) {
-                        self.push(
-                            StateChange {
-                                target: i,
-                                generation: self.generation,
-                                up: t.up,
-                                reason: t.reason,
-                            },
-                            false,
-                            changes,
-                        );
+                        let change = StateChange {
+                            target: i,
+                            generation: self.generation,
+                            label: slot.target.label.clone(),
+                            up: t.up,
+                            reason: t.reason,
+                        };
+                        self.push(change, false, changes);
                     }
                 }
                 Ok(Control::Replace(slots, generation)) => {
@@ -403,16 +401,14 @@ impl Engine {
         }
         let first = !slot.health.has_result();
         if let Some(t) = slot.health.record(now, &result) {
-            self.push(
-                StateChange {
-                    target: i,
-                    generation: self.generation,
-                    up: t.up,
-                    reason: t.reason,
-                },
-                first,
-                changes,
-            );
+            let change = StateChange {
+                target: i,
+                generation: self.generation,
+                label: slot.target.label.clone(),
+                up: t.up,
+                reason: t.reason,
+            };
+            self.push(change, first, changes);
         }
     }
 
