@@ -55,7 +55,6 @@ enum Cmd {
 
 /// One instance as the stats page shows it.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the stats page (issue 6), not yet built
 pub struct InstanceStatus {
     pub name: String,
     pub vrid: u8,
@@ -63,11 +62,6 @@ pub struct InstanceStatus {
     pub counters: vrrp::Counters,
     /// Transitions since start (to any state).
     pub transitions: u64,
-    /// Datagrams whose IP header was unusable (before any VRRP check).
-    pub ip_header_errors: u64,
-    /// Adverts of other virtual routers on the link (another VRID), or from a host that is
-    /// not a configured unicast peer: not ours, so not counted as drops.
-    pub not_ours: u64,
 }
 
 /// Reads what the VRRP thread last published about its instances (a short mutex hold).
@@ -138,15 +132,9 @@ impl Vrrp {
 
     /// Applies a reloaded `vrrp` section: priority, unicast peers, tracking and notify change
     /// in place; every other difference is logged as needing a restart.
-    #[allow(dead_code)] // called by the control thread's SIGHUP reload once wired
     pub fn reload(&self, instances: &[VrrpInstance]) {
         let _ = self.commands.send(Cmd::Reload(instances.to_vec()));
         self.wake_thread();
-    }
-
-    #[allow(dead_code)] // read by the stats page (issue 6), not yet built
-    pub fn status(&self) -> Vec<InstanceStatus> {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// A handle the stats thread keeps to read the instances' status while the control

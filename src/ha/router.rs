@@ -36,8 +36,6 @@ pub(super) struct Router {
     /// Set when a transition is caused by fate-sharing rather than by the protocol.
     track_cause: Option<String>,
     transitions: u64,
-    ip_header_errors: u64,
-    not_ours: u64,
     drop_log: RateLimited,
     send_error_log: RateLimited,
     heal_log: RateLimited,
@@ -96,8 +94,6 @@ impl Router {
             stalled: false,
             track_cause: None,
             transitions: 0,
-            ip_header_errors: 0,
-            not_ours: 0,
             drop_log: RateLimited::default(),
             send_error_log: RateLimited::default(),
             heal_log: RateLimited::default(),
@@ -234,7 +230,6 @@ impl Router {
             let rx = match received {
                 Ok(rx) => rx,
                 Err(e) => {
-                    self.ip_header_errors += 1;
                     self.log_drop(format_args!("unusable IP header ({e:?})"));
                     continue;
                 }
@@ -242,10 +237,10 @@ impl Router {
             let message = &buf[rx.message.clone()];
             let from_peer =
                 self.cfg.unicast_peers.is_empty() || self.cfg.unicast_peers.contains(&rx.meta.src);
-            // Another virtual router's adverts share the link; they are not errors.
+            // Adverts of another virtual router on the link, or from a host that is no
+            // configured unicast peer, are not ours: skipped, and not counted as drops.
             let other_vrid = message.get(1).is_some_and(|&v| v != self.cfg.vrid);
             if !from_peer || other_vrid {
-                self.not_ours += 1;
                 continue;
             }
             // Left the cluster on purpose (stop_adverts): the master's adverts are expected.
@@ -317,8 +312,6 @@ impl Router {
             status: self.vr.status(),
             counters: self.vr.counters().clone(),
             transitions: self.transitions,
-            ip_header_errors: self.ip_header_errors,
-            not_ours: self.not_ours,
         }
     }
 
