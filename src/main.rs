@@ -26,6 +26,7 @@ mod tls;
 mod version;
 mod worker;
 
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -183,11 +184,13 @@ fn main() -> ExitCode {
     code
 }
 
+/// Starts every thread and serves until stopped. Its errors are only shown (this is the
+/// edge), so any error goes, as text.
 fn run(
     config_path: PathBuf,
     config: Config,
     workers_override: Option<usize>,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Box<dyn Error>> {
     sys::ignore_sigpipe();
     // Signals are taken by one thread with sigwait; every thread spawned below inherits
     // this mask, so none is ever interrupted by them.
@@ -250,7 +253,8 @@ fn run(
     // servers that are up. The checker thread runs even with nothing to check yet, so a
     // reload can add checks.
     let (targets, wait) = control::health_targets(&registry::lock(&registry));
-    let checker = control::spawn_checker(&registry, targets)?;
+    let checker =
+        control::spawn_checker(&registry, targets).map_err(|e| format!("health checker: {e}"))?;
     if !checker.wait_first_round(wait + Duration::from_millis(500)) {
         event!(warning: "first health checks still running; starting anyway");
     }
@@ -337,7 +341,7 @@ fn run(
     for _ in 0..workers {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err("a worker failed during start-up".into()),
         }
     }
@@ -380,7 +384,7 @@ fn run(
         // Only a socket the config names must work; the default one is a convenience
         // (a second instance, or no /run/ringlb, must not stop forwarding).
         Err(e) if config.control_socket.is_some() => {
-            return Err(format!("cannot open the control socket: {e}"))
+            return Err(format!("cannot open the control socket: {e}").into())
         }
         Err(e) => {
             event!(warning: "no control socket ({e}): ringlb ctl will not reach this instance");

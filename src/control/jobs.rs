@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{select, Sender};
 
-use super::Control;
+use super::{Control, ReloadError};
 use crate::logging::event;
 use crate::registry::lock;
 use crate::worker::Command;
@@ -16,7 +16,18 @@ pub struct Job {
     pub kind: JobKind,
     /// Who asked, for the log.
     pub who: String,
-    pub reply: Sender<Result<String, String>>,
+    pub reply: Sender<Result<String, JobError>>,
+}
+
+/// Why a job did not do what it asked.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("ringlb is stopping")]
+    Stopping,
+    #[error("no server {backend}/{server}")]
+    NoServer { backend: String, server: String },
+    #[error("reload #{number} failed: {source}")]
+    Reload { number: u64, source: ReloadError },
 }
 
 pub enum JobKind {
@@ -40,14 +51,22 @@ impl Control {
     }
 
     /// Closes `backend/server`'s established connections on every worker.
-    fn shutdown_sessions(&self, backend: &str, server: &str, who: &str) -> Result<String, String> {
+    fn shutdown_sessions(
+        &self,
+        backend: &str,
+        server: &str,
+        who: &str,
+    ) -> Result<String, JobError> {
         let known = lock(&self.registry)
             .config()
             .backends
             .iter()
             .any(|b| b.name == backend && b.servers.iter().any(|s| s.name == server));
         if !known {
-            return Err(format!("no server {backend}/{server}"));
+            return Err(JobError::NoServer {
+                backend: backend.to_string(),
+                server: server.to_string(),
+            });
         }
         let (tx, rx) = crossbeam_channel::unbounded();
         self.broadcast(|| Command::KillServer {

@@ -6,6 +6,7 @@
 mod jobs;
 mod reload;
 
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -23,8 +24,8 @@ use crate::registry::{lock, ServerRegistry};
 use crate::shared::Shared;
 use crate::sys::EventFd;
 use crate::worker::{Command, WorkerExit};
-pub use jobs::{Job, JobKind};
-pub use reload::{LastReload, ReloadStatus};
+pub use jobs::{Job, JobError, JobKind};
+pub use reload::{LastReload, ReloadError, ReloadStatus};
 
 /// How the control thread reaches one worker.
 pub struct WorkerHandle {
@@ -84,7 +85,7 @@ pub fn health_targets(reg: &ServerRegistry) -> (Vec<health::Target>, Duration) {
 pub fn spawn_checker(
     registry: &Arc<Mutex<ServerRegistry>>,
     targets: Vec<health::Target>,
-) -> Result<Checker, String> {
+) -> io::Result<Checker> {
     let reg = registry.clone();
     Checker::spawn(
         targets,
@@ -104,7 +105,6 @@ pub fn spawn_checker(
             }
         }),
     )
-    .map_err(|e| format!("health checker: {e}"))
 }
 
 /// How often the status line (and, without a watchdog, nothing else) is refreshed.
@@ -176,7 +176,7 @@ impl Control {
                 },
                 recv(self.jobs) -> job => match job {
                     Ok(job) => {
-                        let _ = job.reply.send(Err("ringlb is stopping".into()));
+                        let _ = job.reply.send(Err(JobError::Stopping));
                     }
                     // No control socket: never ready again (a closed channel would be
                     // ready at every turn and spin this loop).

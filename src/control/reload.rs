@@ -3,16 +3,35 @@
 //! health targets replaced, VRRP adjusted in place); an invalid one changes nothing. The
 //! outcome is logged, told to systemd and kept for the stats page (`ReloadStatus`).
 
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Instant;
 
-use super::{health_targets, Control};
+use super::{health_targets, Control, JobError};
 use crate::config::{self, Config};
 use crate::listener;
 use crate::logging::{self, event};
 use crate::registry::lock;
 use crate::worker::{Command, ListenerSpec};
+
+/// Why a reload failed. All but the checker's leave the previous configuration in place,
+/// whole; the checker fails after the new snapshot is out, with its old targets.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("configuration invalid:\n{0}")]
+    Invalid(config::ConfigErrors),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: io::Error },
+    #[error("cannot open the log ({target}): {source}")]
+    Log {
+        target: logging::Target,
+        source: io::Error,
+    },
+    #[error("health checker: {0}")]
+    Checker(io::Error),
+}
 
 /// Reloads so far and the last one's result, kept by the control thread.
 #[derive(Debug, Default)]
@@ -49,7 +68,7 @@ impl Control {
     /// Re-reads the config file. An invalid file changes nothing; a valid one is applied
     /// as a diff, and one summary line says what changed. Returns that line, or why the
     /// reload failed.
-    pub(super) fn reload(&mut self) -> Result<String, String> {
+    pub(super) fn reload(&mut self) -> Result<String, JobError> {
         self.reloads += 1;
         let n = self.reloads;
         self.notifier.reloading();
@@ -60,7 +79,7 @@ impl Control {
             Ok(new) => self.apply(new),
             Err(e) => {
                 logging::write_text(logging::Level::Error, &e.to_string());
-                Err(format!("configuration invalid:\n{e}"))
+                Err(ReloadError::Invalid(e))
             }
         };
         match &outcome {
@@ -70,21 +89,22 @@ impl Control {
             }
             Err(e) => {
                 self.failed_reloads += 1;
-                match e.strip_prefix("configuration invalid:\n") {
-                    Some(_) => event!(
+                match e {
+                    // Its lines were logged above, one by one.
+                    ReloadError::Invalid(_) => event!(
                         error: "reload #{n} failed: configuration invalid; still serving the previous one"
                     ),
-                    None => event!(
+                    _ => event!(
                         error: "reload #{n} failed: {e}; still serving the previous configuration"
                     ),
                 }
-                self.record_reload(false, e.clone());
+                self.record_reload(false, e.to_string());
             }
         }
         self.notifier.ready(&self.status_line());
         outcome
             .map(|s| format!("reload #{n} ok: {s}\n"))
-            .map_err(|e| format!("reload #{n} failed: {e}"))
+            .map_err(|source| JobError::Reload { number: n, source })
     }
 
     fn record_reload(&self, ok: bool, summary: String) {
@@ -95,7 +115,7 @@ impl Control {
         status.record(self.reloads, self.failed_reloads, ok, summary);
     }
 
-    fn apply(&mut self, new: Config) -> Result<String, String> {
+    fn apply(&mut self, new: Config) -> Result<String, ReloadError> {
         let old_binds = binds(lock(&self.registry).config());
         let new_binds = binds(&new);
         let added: Vec<_> = new_binds
@@ -115,7 +135,7 @@ impl Control {
             self.workers.iter().map(|_| Vec::new()).collect();
         for &addr in &added {
             let fds = listener::reuseport_group(addr, per_worker.len())
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|source| ReloadError::Listen { addr, source })?;
             for (specs, fd) in per_worker.iter_mut().zip(fds) {
                 specs.push(ListenerSpec { fd, addr });
             }
@@ -125,8 +145,10 @@ impl Control {
         let log_changed = lock(&self.registry).config().log != log_target;
         if log_changed {
             // Opened first: a target that cannot be opened fails the reload, whole.
-            logging::reconfigure(&log_target)
-                .map_err(|e| format!("cannot open the log ({log_target}): {e}"))?;
+            logging::reconfigure(&log_target).map_err(|source| ReloadError::Log {
+                target: log_target.clone(),
+                source,
+            })?;
         }
         let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
         let vrrp_instances = new.vrrp.instances.clone();
@@ -150,7 +172,7 @@ impl Control {
         }
         self.checker
             .replace(targets, carried, generation)
-            .map_err(|e| format!("health checker: {e}"))?;
+            .map_err(ReloadError::Checker)?;
         // The VRRP thread applies priority, peers, tracking and notify in place and logs
         // what else would need a restart.
         match &self.vrrp {

@@ -12,6 +12,7 @@ mod router;
 mod socket;
 mod watchdog;
 
+use std::io;
 use std::os::fd::AsFd;
 use std::process::Child;
 use std::sync::atomic::Ordering;
@@ -74,18 +75,37 @@ impl StatusReader {
     }
 }
 
+/// Why the VRRP thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("vrrp: rtnetlink socket: {0}")]
+    Netlink(io::Error),
+    /// What this instance lacks: its interface, a socket, a valid setting.
+    #[error("vrrp {instance}: {why}")]
+    Instance { instance: String, why: String },
+    #[error("vrrp: eventfd: {0}")]
+    EventFd(io::Error),
+    #[error("vrrp: cannot start thread: {0}")]
+    Thread(io::Error),
+}
+
 /// Sets up every instance (sockets, interface facts) and starts the thread. `Ok(None)`
-/// without instances. Errors name the instance.
-pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
+/// without instances.
+pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<Vrrp>, StartError> {
     if instances.is_empty() {
         return Ok(None);
     }
-    let netlink = Rtnetlink::open().map_err(|e| format!("vrrp: rtnetlink socket: {e}"))?;
+    let netlink = Rtnetlink::open().map_err(StartError::Netlink)?;
     let routers = instances
         .iter()
-        .map(Router::new)
-        .collect::<Result<Vec<_>, String>>()?;
-    let wake = Arc::new(EventFd::new().map_err(|e| format!("vrrp: eventfd: {e}"))?);
+        .map(|i| {
+            Router::new(i).map_err(|why| StartError::Instance {
+                instance: i.name.clone(),
+                why,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let wake = Arc::new(EventFd::new().map_err(StartError::EventFd)?);
     let (done_tx, done) = crossbeam_channel::bounded(1);
     let (commands, commands_rx) = crossbeam_channel::unbounded();
     let status = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +133,7 @@ pub fn start(instances: &[VrrpInstance], shared: Arc<Shared>) -> Result<Option<V
             let mut runner = runner;
             fault::supervise_with(Helper::Vrrp, &mut runner, Runner::run, Runner::recover)
         })
-        .map_err(|e| format!("vrrp: cannot start thread: {e}"))?;
+        .map_err(StartError::Thread)?;
     Ok(Some(Vrrp {
         commands,
         wake,

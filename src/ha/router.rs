@@ -42,12 +42,12 @@ pub(super) struct Router {
 }
 
 impl Router {
+    /// The instance `cfg` on its interface, with its sockets open; an error says what is
+    /// missing (the caller names the instance).
     pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, String> {
-        let name = &cfg.name;
         let ipv6 = cfg.vips.first().is_some_and(|v| v.addr.is_ipv6());
         let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
-        let iface =
-            iface::lookup(&cfg.interface, ipv6, &vips).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let iface = iface::lookup(&cfg.interface, ipv6, &vips)?;
         let addrs = if ipv6 {
             let v6 = vips.iter().filter_map(|a| match a {
                 IpAddr::V6(a) => Some(*a),
@@ -74,16 +74,16 @@ impl Router {
         vc.garp_interval = cfg.garp_interval;
         vc.garp_master_delay = cfg.garp_delay;
         vc.garp_master_refresh = cfg.garp_refresh;
-        let vr = Instance::new(vc).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let vr = Instance::new(vc).map_err(|e| e.to_string())?;
         let multicast = cfg.unicast_peers.is_empty();
         let socket = VrrpSocket::open(&cfg.interface, iface.index, iface.primary, multicast)
-            .map_err(|e| format!("vrrp {name}: raw socket on {}: {e}", cfg.interface))?;
+            .map_err(|e| format!("raw socket on {}: {e}", cfg.interface))?;
         let announce = if ipv6 {
             NaSocket::open(&cfg.interface, iface.index).map(Announcer::Na)
         } else {
             ArpSocket::open(iface.index).map(Announcer::Arp)
         }
-        .map_err(|e| format!("vrrp {name}: announce socket on {}: {e}", cfg.interface))?;
+        .map_err(|e| format!("announce socket on {}: {e}", cfg.interface))?;
         Ok(Router {
             cfg: cfg.clone(),
             vr,

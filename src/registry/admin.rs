@@ -63,21 +63,14 @@ pub struct RegistryView {
 }
 
 /// Why an admin action was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
+    #[error("unknown backend {0:?}")]
     UnknownBackend(String),
+    #[error("backend {0:?} has no server {1:?}")]
     UnknownServer(String, String),
+    #[error("weight {0} is out of range (0 to {max})", max = MAX_WEIGHT)]
     Weight(u32),
-}
-
-impl std::fmt::Display for AdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AdminError::UnknownBackend(b) => write!(f, "unknown backend {b:?}"),
-            AdminError::UnknownServer(b, s) => write!(f, "backend {b:?} has no server {s:?}"),
-            AdminError::Weight(w) => write!(f, "weight {w} is out of range (0 to {MAX_WEIGHT})"),
-        }
-    }
 }
 
 impl ServerRegistry {

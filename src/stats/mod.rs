@@ -15,6 +15,7 @@ pub mod report;
 mod server;
 mod timed_io;
 
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -53,6 +54,17 @@ impl Sources {
     }
 }
 
+/// Why the stats listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} (stats): {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("stats listener on {addr}: TCP_NODELAY: {source}")]
+    NoDelay { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the stats thread: {0}")]
+    Thread(io::Error),
+}
+
 /// The bound stats socket, made before the workers start so that a bad address stops
 /// ringlb at once.
 pub struct StatsListener {
@@ -61,14 +73,15 @@ pub struct StatsListener {
 }
 
 impl StatsListener {
-    pub fn bind(settings: &Stats) -> Result<StatsListener, String> {
-        let listener = TcpListener::bind(settings.bind)
-            .map_err(|e| format!("cannot listen on {} (stats): {e}", settings.bind))?;
+    pub fn bind(settings: &Stats) -> Result<StatsListener, StartError> {
+        let addr = settings.bind;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         // Accepted sockets inherit TCP_NODELAY: a response whose head and body leave in
         // two writes must not wait for the client's delayed ACK (40 ms a poll).
         socket2::SockRef::from(&listener)
             .set_tcp_nodelay(true)
-            .map_err(|e| format!("stats listener on {}: TCP_NODELAY: {e}", settings.bind))?;
+            .map_err(|source| StartError::NoDelay { addr, source })?;
         Ok(StatsListener {
             listener,
             settings: settings.clone(),
@@ -80,7 +93,7 @@ impl StatsListener {
     }
 
     /// Starts the `ringlb-stats` thread.
-    pub fn serve(self, sources: Arc<Sources>) -> Result<(), String> {
+    pub fn serve(self, sources: Arc<Sources>) -> Result<(), StartError> {
         thread::Builder::new()
             .name("ringlb-stats".into())
             .spawn(move || {
@@ -98,7 +111,7 @@ impl StatsListener {
                     }
                 })
             })
-            .map_err(|e| format!("cannot start the stats thread: {e}"))?;
+            .map_err(StartError::Thread)?;
         Ok(())
     }
 }
