@@ -1,20 +1,15 @@
 //! ringlb: command line, start-up (config, fd limit, listeners, workers) and the control
 //! loop that turns signals into worker commands.
 
-mod balance;
-mod config;
 mod control;
 mod counters;
 mod ctl;
 mod fault;
 mod ha;
 mod health;
-mod import;
 mod limits;
 mod listener;
-mod logging;
 mod notify;
-mod proxy;
 mod registry;
 mod shared;
 mod stats;
@@ -22,7 +17,6 @@ mod sys;
 mod table;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
-mod tls;
 mod version;
 mod worker;
 
@@ -37,6 +31,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use crossbeam_channel::Receiver;
 use nix::sys::signal::{SigSet, Signal};
+// The library's modules, where the binary's own modules find them (`crate::config`).
+use ringlb::{balance, config, import, logging, proxy, tls};
 
 use config::Config;
 use control::{Control, WorkerHandle};

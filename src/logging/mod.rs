@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
-pub use record::{Event, Format, Framing, Level, Line, Millis, Style, Value};
+pub use record::{encode, Event, Format, Framing, Level, Line, Millis, Style, Value};
 pub use sink::{Address, Target};
 pub use time::Rfc3339;
 
@@ -249,6 +249,7 @@ pub fn shutdown(timeout: Duration) {
 
 /// `event!("...", args)`: an info event line; `event!(warning: "...")` (or `error:`,
 /// `notice:`) at another level. Never blocks its thread.
+#[macro_export]
 macro_rules! event {
     (error: $($arg:tt)*) => {
         $crate::logging::write_event($crate::logging::Level::Error, format_args!($($arg)*))
@@ -263,7 +264,7 @@ macro_rules! event {
         $crate::logging::write_event($crate::logging::Level::Info, format_args!($($arg)*))
     };
 }
-pub(crate) use event;
+pub use crate::event;
 
 /// One worker's connection lines, handed to the writer in batches.
 pub struct ConnLog {
@@ -295,8 +296,13 @@ impl ConnLog {
         self.lines += 1;
     }
 
+    /// Bytes batched so far.
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
     /// Hands the batch to the writer; when its queue is full the lines are dropped and
@@ -466,12 +472,6 @@ impl Writer {
             framed,
         });
     }
-}
-
-/// Formats one line as `style` says, stamped with a fixed time (tests of other modules).
-#[cfg(test)]
-pub fn encode_for_test(style: Style, line: &impl Line, out: &mut Vec<u8>) {
-    record::encode(style, Rfc3339(Duration::ZERO), line, out);
 }
 
 #[cfg(test)]
