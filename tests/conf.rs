@@ -2,7 +2,7 @@
 //! systemd unit passes `systemd-analyze verify` (where systemd is installed) and keeps the
 //! commands that reload and stop ringlb the documented way.
 
-mod common;
+pub mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
