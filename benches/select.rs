@@ -3,24 +3,16 @@
 //! pick. Also the cost of building a selector at the config's limits (256 servers, the
 //! largest Maglev table), paid for every new snapshot. Run with `cargo bench --bench select`.
 
-// `clippy --all-targets` checks this bench with cfg(test) but without the test harness, so
-// the module's `mod tests` blocks compile with their #[test] functions stripped, leaving
-// their imports unused. The `balance` test target still checks those imports.
-#[allow(dead_code, unused_imports)] // the bench uses only part of the module
-#[path = "../src/balance/mod.rs"]
-mod balance;
-
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicU32;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use balance::{hash_addr, Algorithm, PickState, Selector, ServerSpec, MAX_TABLE_SIZE};
+use ringlb::balance::{hash_addr, Algorithm, PickState, Selector, ServerSpec, MAX_TABLE_SIZE};
+use ringlb::config::MAX_SERVERS;
 
 const SERVERS: usize = 100;
-/// The config's `MAX_SERVERS` (the bench does not link the config module).
-const MAX_SERVERS: usize = 256;
 
 fn select(c: &mut Criterion) {
     let names: Vec<String> = (0..SERVERS).map(|i| format!("web{i:03}")).collect();

@@ -1,30 +1,26 @@
 //! ringlb: command line, start-up (config, fd limit, listeners, workers) and the control
 //! loop that turns signals into worker commands.
 
-mod balance;
-mod config;
 mod control;
+mod counters;
 mod ctl;
 mod fault;
 mod ha;
 mod health;
-mod import;
 mod limits;
 mod listener;
-mod logging;
 mod notify;
-mod proxy;
 mod registry;
+mod shared;
 mod stats;
 mod sys;
 mod table;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
-mod tls;
 mod version;
 mod worker;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -35,13 +31,16 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use crossbeam_channel::Receiver;
 use nix::sys::signal::{SigSet, Signal};
+// The library's modules, where the binary's own modules find them (`crate::config`).
+use ringlb::{balance, config, import, logging, proxy, tls};
 
 use config::Config;
 use control::{Control, WorkerHandle};
 use limits::FdPlan;
 use logging::event;
 use registry::ServerRegistry;
-use worker::{FdBudget, ListenerSpec, Shared, Worker, WorkerExit, WorkerSpec};
+use shared::{FdBudget, Shared};
+use worker::{ListenerSpec, Worker, WorkerExit, WorkerSpec};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -181,11 +180,13 @@ fn main() -> ExitCode {
     code
 }
 
+/// Starts every thread and serves until stopped. Its errors are only shown (this is the
+/// edge), so any error goes, as text.
 fn run(
     config_path: PathBuf,
     config: Config,
     workers_override: Option<usize>,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Box<dyn Error>> {
     sys::ignore_sigpipe();
     // Signals are taken by one thread with sigwait; every thread spawned below inherits
     // this mask, so none is ever interrupted by them.
@@ -202,8 +203,13 @@ fn run(
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    logging::start(&config.log)
-        .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
+    logging::start(&config.log, |writer| {
+        thread::Builder::new()
+            .name("ringlb-log".into())
+            .spawn(move || fault::supervise(fault::Helper::Log, writer, logging::Writer::run))
+            .map(drop)
+    })
+    .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
     #[cfg(feature = "test-hooks")]
     test_hooks::install_if_enabled();
 
@@ -236,21 +242,22 @@ fn run(
         .transpose()?;
     let registry = Arc::new(Mutex::new(ServerRegistry::new(config.clone(), workers)));
     if let Some(path) = &config.state_file {
-        control::lock(&registry).load_state(path);
+        registry::lock(&registry).load_state(path);
     }
-    let tables = control::lock(&registry).tables();
+    let tables = registry::lock(&registry).tables();
     // Servers are checked once before the listeners open, so the first clients find the
     // servers that are up. The checker thread runs even with nothing to check yet, so a
     // reload can add checks.
-    let (targets, wait) = control::health_targets(&control::lock(&registry));
-    let checker = control::spawn_checker(&registry, targets)?;
+    let (targets, wait) = control::health_targets(&registry::lock(&registry));
+    let checker =
+        control::spawn_checker(&registry, targets).map_err(|e| format!("health checker: {e}"))?;
     if !checker.wait_first_round(wait + Duration::from_millis(500)) {
         event!(warning: "first health checks still running; starting anyway");
     }
     let shared = Arc::new(Shared {
         conns: AtomicU32::new(0),
         maxconn: AtomicU32::new(maxconn),
-        fds: FdBudget::new(fd_conns.saturating_mul(worker::CONN_FDS), binds * workers),
+        fds: FdBudget::new(fd_conns.saturating_mul(shared::CONN_FDS), binds * workers),
         heartbeats: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
         wall_epoch: logging::Rfc3339::now().0,
@@ -274,7 +281,7 @@ fn run(
     let mut handles = Vec::with_capacity(workers);
     for (id, listeners) in per_worker.into_iter().enumerate() {
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let wake = Arc::new(eventfd().map_err(|e| format!("eventfd: {e}"))?);
+        let wake = Arc::new(sys::EventFd::new().map_err(|e| format!("eventfd: {e}"))?);
         handles.push(WorkerHandle {
             commands: cmd_tx,
             wake: wake.clone(),
@@ -330,7 +337,7 @@ fn run(
     for _ in 0..workers {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err("a worker failed during start-up".into()),
         }
     }
@@ -345,7 +352,7 @@ fn run(
 
     // VRRP starts once the workers listen, so a new master can serve at once.
     let vrrp = ha::start(&config.vrrp, shared.clone())?;
-    let reload_status = Arc::new(Mutex::new(stats::ReloadStatus::default()));
+    let reload_status = Arc::new(Mutex::new(control::ReloadStatus::default()));
     let sources = Arc::new(stats::Sources {
         registry: registry.clone(),
         shared: shared.clone(),
@@ -373,7 +380,7 @@ fn run(
         // Only a socket the config names must work; the default one is a convenience
         // (a second instance, or no /run/ringlb, must not stop forwarding).
         Err(e) if config.control_socket.is_some() => {
-            return Err(format!("cannot open the control socket: {e}"))
+            return Err(format!("cannot open the control socket: {e}").into())
         }
         Err(e) => {
             event!(warning: "no control socket ({e}): ringlb ctl will not reach this instance");
@@ -423,16 +430,6 @@ fn spawn_signal_thread(signals: SigSet) -> Result<Receiver<Signal>, String> {
         })
         .map_err(|e| format!("cannot start signal thread: {e}"))?;
     Ok(rx)
-}
-
-fn eventfd() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// CPUs this process may run on, in order.

@@ -4,23 +4,26 @@
 //! counters follow a server's identity (backend, name, address) across reloads.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
 use crate::balance::{Selector, ServerSpec};
-use crate::config::{Balance, Config, Server};
+use crate::config::{Backend, Balance, Config, Server};
+use crate::counters::{BackendStats, FrontendStats, ServerStats};
+use crate::health::Reason;
 use crate::logging::event;
-use crate::stats::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{
     algorithm, AdminState, BackendTable, FrontendTable, InspectTable, ServerEntry, ServerState,
     SharedTables, Tables,
 };
 
 mod admin;
+mod diff;
 mod history;
 mod state_file;
 
@@ -75,6 +78,12 @@ pub struct ServerRegistry {
     /// Bumped by every reload; health verdicts carry the generation of their targets.
     generation: u64,
     tables: SharedTables,
+}
+
+/// The registry behind its mutex, as the control, health, stats and ctl threads share it.
+pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
+    // The registry stays consistent across a panic elsewhere: every change is one store.
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a reload did, for the summary log line and the health checker.
@@ -140,17 +149,16 @@ impl ServerRegistry {
             .iter()
             .map(|&(b, s)| {
                 let backend = &self.config.backends[b];
-                let server = &backend.servers[s];
                 before
-                    .get(&(backend.name.clone(), server.name.clone(), server.addr))
+                    .get(&server_key(backend, &backend.servers[s]))
                     .map(|&st| st == ServerState::Up)
             })
             .collect()
     }
 
-    /// Records a health verdict for check target `target` of `generation`, with its log
-    /// line as the reason; verdicts about the targets of an older config are dropped.
-    pub fn set_health(&mut self, generation: u64, target: usize, up: bool, reason: &str) {
+    /// Records a health verdict for check target `target` of `generation`, and why;
+    /// verdicts about the targets of an older config are dropped.
+    pub fn set_health(&mut self, generation: u64, target: usize, up: bool, reason: &Reason) {
         if generation != self.generation {
             return;
         }
@@ -162,7 +170,7 @@ impl ServerRegistry {
             } else {
                 ServerState::Down
             };
-            rt.reason = short_reason(reason).to_string();
+            rt.reason = reason.to_string();
             let now = Instant::now();
             rt.history.verdict(!up, now);
             if rt.effective() != before {
@@ -176,21 +184,8 @@ impl ServerRegistry {
     /// Returns the summary and the checked servers' states from before, for the checker.
     pub fn reload(&mut self, new: Config) -> (ReloadOutcome, HashMap<ServerKey, ServerState>) {
         let before = self.checked_states();
-        let summary = describe_changes(&self.config, &new);
-        let mut needs_restart = Vec::new();
-        if new.workers != self.config.workers {
-            needs_restart.push(format!(
-                "workers {} → {}",
-                show(self.config.workers),
-                show(new.workers)
-            ));
-        }
-        if new.pin_workers != self.config.pin_workers {
-            needs_restart.push("pin_workers".to_string());
-        }
-        if new.stats.as_ref().map(|s| s.bind) != self.config.stats.as_ref().map(|s| s.bind) {
-            needs_restart.push("stats bind".to_string());
-        }
+        let summary = diff::describe_changes(&self.config, &new);
+        let needs_restart = diff::needs_restart(&self.config, &new);
         self.adopt(new);
         self.generation += 1;
         (
@@ -207,9 +202,8 @@ impl ServerRegistry {
             .iter()
             .map(|&(b, s)| {
                 let backend = &self.config.backends[b];
-                let server = &backend.servers[s];
                 (
-                    (backend.name.clone(), server.name.clone(), server.addr),
+                    server_key(backend, &backend.servers[s]),
                     self.servers[b][s].state,
                 )
             })
@@ -218,63 +212,44 @@ impl ServerRegistry {
 
     /// Takes `config` as current, carrying runtime state by identity, and publishes.
     fn adopt(&mut self, config: Config) {
-        let mut old: HashMap<ServerKey, (Server, ServerRuntime)> = HashMap::new();
-        for (b, runtimes) in self.config.backends.iter().zip(self.servers.drain(..)) {
-            for (s, rt) in b.servers.iter().zip(runtimes) {
-                old.insert((b.name.clone(), s.name.clone(), s.addr), (s.clone(), rt));
-            }
-        }
+        let old = &self.config;
         let workers = self.workers;
-        let mut old_frontend_stats: HashMap<&str, Arc<FrontendStats>> = self
-            .config
-            .frontends
-            .iter()
-            .zip(self.frontend_stats.drain(..))
-            .map(|(f, st)| (f.name.as_str(), st))
-            .collect();
-        self.frontend_stats = config
-            .frontends
-            .iter()
-            .map(|f| {
-                old_frontend_stats
-                    .remove(f.name.as_str())
-                    .unwrap_or_else(|| Arc::new(FrontendStats::new(workers)))
-            })
-            .collect();
-        let mut old_backend_stats: HashMap<&str, Arc<BackendStats>> = self
-            .config
-            .backends
-            .iter()
-            .zip(self.backend_stats.drain(..))
-            .map(|(b, st)| (b.name.as_str(), st))
-            .collect();
-        self.backend_stats = config
-            .backends
-            .iter()
-            .map(|b| {
-                old_backend_stats
-                    .remove(b.name.as_str())
-                    .unwrap_or_else(|| Arc::new(BackendStats::new(workers)))
-            })
-            .collect();
-        let old_frontends: HashMap<&str, Arc<AtomicU32>> = self
-            .config
-            .frontends
-            .iter()
-            .zip(self.frontend_conns.iter())
-            .map(|(f, c)| (f.name.as_str(), c.clone()))
-            .collect();
-        let frontend_conns = config
-            .frontends
-            .iter()
-            .map(|f| {
-                old_frontends
-                    .get(f.name.as_str())
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        self.frontend_conns = frontend_conns;
+        self.frontend_stats = carry(
+            old.frontends.iter().map(|f| f.name.clone()),
+            self.frontend_stats.drain(..),
+            config.frontends.iter().map(|f| f.name.clone()),
+            || Arc::new(FrontendStats::new(workers)),
+        );
+        self.frontend_conns = carry(
+            old.frontends.iter().map(|f| f.name.clone()),
+            self.frontend_conns.drain(..),
+            config.frontends.iter().map(|f| f.name.clone()),
+            Arc::default,
+        );
+        self.backend_stats = carry(
+            old.backends.iter().map(|b| b.name.clone()),
+            self.backend_stats.drain(..),
+            config.backends.iter().map(|b| b.name.clone()),
+            || Arc::new(BackendStats::new(workers)),
+        );
+        // Each server's runtime with its old config (to tell whether the file changed it),
+        // or None for a server that is new; in the new config's order, backend by backend.
+        let mut carried = carry(
+            old.backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(move |s| server_key(b, s))),
+            old.backends
+                .iter()
+                .zip(self.servers.drain(..))
+                .flat_map(|(b, runtimes)| b.servers.iter().cloned().zip(runtimes))
+                .map(Some),
+            config
+                .backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(move |s| server_key(b, s))),
+            || None,
+        )
+        .into_iter();
 
         self.targets.clear();
         self.servers = config
@@ -290,8 +265,7 @@ impl ServerRegistry {
                         if checked {
                             self.targets.push((bi, si));
                         }
-                        let carried = old.remove(&(b.name.clone(), s.name.clone(), s.addr));
-                        let Some((old_server, mut rt)) = carried else {
+                        let Some((old_server, mut rt)) = carried.next().flatten() else {
                             return ServerRuntime {
                                 state: if checked {
                                     ServerState::Down
@@ -422,6 +396,26 @@ impl ServerRegistry {
     }
 }
 
+/// A server's identity in `backend`.
+fn server_key(backend: &Backend, server: &Server) -> ServerKey {
+    (backend.name.clone(), server.name.clone(), server.addr)
+}
+
+/// What a reload carries, the one rule for frontends, backends and servers alike: each
+/// item of the new config takes what the old item of the same identity held (`old_keys`
+/// and `old` in the old config's order), and an item that is new gets `fresh()`.
+fn carry<K: Eq + Hash, T>(
+    old_keys: impl Iterator<Item = K>,
+    old: impl Iterator<Item = T>,
+    new_keys: impl Iterator<Item = K>,
+    mut fresh: impl FnMut() -> T,
+) -> Vec<T> {
+    let mut old: HashMap<K, T> = old_keys.zip(old).collect();
+    new_keys
+        .map(|k| old.remove(&k).unwrap_or_else(&mut fresh))
+        .collect()
+}
+
 fn initial_reason(checked: bool) -> &'static str {
     if checked {
         "not checked yet"
@@ -430,134 +424,14 @@ fn initial_reason(checked: bool) -> &'static str {
     }
 }
 
-/// A health log line without its `server BACKEND/NAME is STATE: ` head.
-fn short_reason(line: &str) -> &str {
-    match line
-        .split_once(" is UP: ")
-        .or_else(|| line.split_once(" is DOWN: "))
-    {
-        Some((head, why)) if head.starts_with("server ") => why,
-        _ => line,
-    }
-}
-
-fn show(workers: Option<usize>) -> String {
-    workers.map_or_else(|| "auto".to_string(), |w| w.to_string())
-}
-
-/// The reload summary: what was added (+), removed (-) and changed (~), per backend and
-/// frontend, e.g. `backend webfarm +web3 -web1 ~web2(weight 1→3); frontend api added`.
-fn describe_changes(old: &Config, new: &Config) -> String {
-    let mut parts = Vec::new();
-    for b in &new.backends {
-        let Some(ob) = old.backends.iter().find(|o| o.name == b.name) else {
-            parts.push(format!("backend {} added", b.name));
-            continue;
-        };
-        let mut items = Vec::new();
-        if ob.balance != b.balance {
-            items.push(format!("balance {:?}→{:?}", ob.balance, b.balance).to_lowercase());
-        }
-        if ob.health_check != b.health_check {
-            items.push("health_check changed".to_string());
-        }
-        if ob.timeouts != b.timeouts || ob.retries != b.retries || ob.no_server != b.no_server {
-            items.push("settings changed".to_string());
-        }
-        for s in &b.servers {
-            match ob.servers.iter().find(|o| o.name == s.name) {
-                None => items.push(format!("+{}", s.name)),
-                Some(os) => {
-                    let mut what = Vec::new();
-                    if os.addr != s.addr {
-                        what.push(format!("addr {}→{}", os.addr, s.addr));
-                    }
-                    if os.weight != s.weight {
-                        what.push(format!("weight {}→{}", os.weight, s.weight));
-                    }
-                    if os.backup != s.backup
-                        || os.maxconn != s.maxconn
-                        || os.check_addr != s.check_addr
-                    {
-                        what.push("settings".to_string());
-                    }
-                    if !what.is_empty() {
-                        items.push(format!("~{}({})", s.name, what.join(", ")));
-                    }
-                }
-            }
-        }
-        for os in &ob.servers {
-            if !b.servers.iter().any(|s| s.name == os.name) {
-                items.push(format!("-{}", os.name));
-            }
-        }
-        if !items.is_empty() {
-            parts.push(format!("backend {} {}", b.name, items.join(" ")));
-        }
-    }
-    for ob in &old.backends {
-        if !new.backends.iter().any(|b| b.name == ob.name) {
-            parts.push(format!("backend {} removed", ob.name));
-        }
-    }
-    for f in &new.frontends {
-        let Some(of) = old.frontends.iter().find(|o| o.name == f.name) else {
-            parts.push(format!("frontend {} added", f.name));
-            continue;
-        };
-        let mut items = Vec::new();
-        for a in f.bind.iter().filter(|a| !of.bind.contains(a)) {
-            items.push(format!("+bind {a}"));
-        }
-        for a in of.bind.iter().filter(|a| !f.bind.contains(a)) {
-            items.push(format!("-bind {a}"));
-        }
-        fn backend_name(c: &Config, b: Option<usize>) -> Option<&str> {
-            b.and_then(|b| c.backends.get(b)).map(|b| b.name.as_str())
-        }
-        if backend_name(new, f.backend) != backend_name(old, of.backend) {
-            items.push("backend changed".to_string());
-        }
-        if of.inspect != f.inspect {
-            items.push("inspection changed".to_string());
-        }
-        if of.forward != f.forward || of.log != f.log || of.maxconn != f.maxconn {
-            items.push("settings changed".to_string());
-        }
-        if !items.is_empty() {
-            parts.push(format!("frontend {} {}", f.name, items.join(" ")));
-        }
-    }
-    for of in &old.frontends {
-        if !new.frontends.iter().any(|f| f.name == of.name) {
-            parts.push(format!("frontend {} removed", of.name));
-        }
-    }
-    if old.stats != new.stats
-        && old.stats.as_ref().map(|s| s.bind) == new.stats.as_ref().map(|s| s.bind)
-    {
-        parts.push("stats settings changed".to_string());
-    }
-    if old.maxconn != new.maxconn
-        || old.grace != new.grace
-        || old.drain_timeout != new.drain_timeout
-    {
-        parts.push("global settings changed".to_string());
-    }
-    if parts.is_empty() {
-        "no change".to_string()
-    } else {
-        parts.join("; ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     use super::*;
     use crate::config;
+    use crate::health::Count;
 
     pub(super) const TEXT: &str = r#"{
   "frontends": [ { "name": "f", "bind": ["127.0.0.1:1"], "backend": "checked" } ],
@@ -571,6 +445,16 @@ mod tests {
         config::parse("t", text).unwrap()
     }
 
+    /// A passed first check: `HTTP 200 (first check, after 1 ms)`.
+    pub(super) fn first_check() -> Reason {
+        Reason {
+            found: "HTTP 200".into(),
+            count: Count::First {
+                after: Duration::from_millis(1),
+            },
+        }
+    }
+
     #[test]
     fn checked_servers_start_down_and_follow_verdicts() {
         let mut r = ServerRegistry::new(parse(TEXT), 2);
@@ -582,13 +466,13 @@ mod tests {
         assert_eq!(t.backends[0].servers[1].check, Some(1));
         assert_eq!(t.frontend_of("127.0.0.1:1".parse().unwrap()), Some(0));
 
-        r.set_health(0, 1, true, "");
+        r.set_health(0, 1, true, &first_check());
         r.publish();
         let t2 = r.tables().load_full();
         assert_eq!(t2.backends[0].selector.candidates(), 1);
         assert!(Arc::ptr_eq(&t.backends[0].load[1], &t2.backends[0].load[1]));
         // A verdict about an older generation of targets is dropped.
-        r.set_health(7, 0, true, "");
+        r.set_health(7, 0, true, &first_check());
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
     }
@@ -596,8 +480,8 @@ mod tests {
     #[test]
     fn reload_carries_state_and_counters_by_identity() {
         let mut r = ServerRegistry::new(parse(TEXT), 2);
-        r.set_health(0, 0, true, "");
-        r.set_health(0, 1, true, "");
+        r.set_health(0, 0, true, &first_check());
+        r.set_health(0, 1, true, &first_check());
         r.publish();
         let before = r.tables().load_full();
         before.backends[0].load[0].store(5, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::balance::{Algorithm, Selector};
 use crate::config::{Balance, Forward, Inspect, NoServer, ProxyTlvs, SendProxy, Timeouts};
-use crate::stats::{BackendStats, FrontendStats, ServerStats};
+use crate::counters::{BackendStats, FrontendStats, ServerStats};
 
 #[derive(Debug)]
 pub struct Tables {

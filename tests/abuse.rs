@@ -2,7 +2,7 @@
 //! outside the data path (the stats listener, the log sink, extreme config values, fd
 //! exhaustion), each shown not to stop forwarding. Every test is bounded in time.
 
-mod common;
+pub mod common;
 mod abuse {
     pub mod config;
     pub mod fds;

@@ -5,7 +5,7 @@
 //! the last character of the offending token (where serde_json stops), semantic errors at the
 //! first character of the offending value.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! connections and the process stops with a non-zero status and a clear log line, so that
 //! the service manager restarts it.
 
-mod common;
+pub mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,7 +20,7 @@ fn send_rt(lb: &Ringlb, n: i32) {
 #[test]
 fn a_health_thread_fault_is_restarted_and_forwarding_goes_on() {
     let echo = Backend::echo();
-    let mut web = WebServer::start("web1");
+    let mut web = NamedServer::start("web1");
     let port = free_port();
     let stats = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = format!(

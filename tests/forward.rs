@@ -3,7 +3,7 @@
 //! directions. Tests other than the bulk ones run once per forward mode, since splice and
 //! copy reach EOF, back-pressure and errors through different code.
 
-mod common;
+pub mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;

@@ -6,7 +6,7 @@
 //! Checks run every 100 ms without jitter, so every timing bound below is a small multiple
 //! of that interval plus slack for a loaded machine.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind, Read, Write};
@@ -71,8 +71,8 @@ fn timed_health(
 /// new connection while its peer takes them all.
 #[test]
 fn failing_http_check_marks_server_down_within_fall_intervals() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let cfg = config(
         2,
@@ -123,8 +123,8 @@ fn failing_http_check_marks_server_down_within_fall_intervals() {
 /// DOWN after `fall` timeouts, with the timeout as the reason.
 #[test]
 fn hung_check_ends_at_its_timeout() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let cfg = config(
         1,
@@ -161,8 +161,8 @@ fn hung_check_ends_at_its_timeout() {
 /// until the checks mark it DOWN.
 #[test]
 fn killing_a_backend_under_load_fails_no_client() {
-    let mut s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let mut s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let cfg = config(
         2,
@@ -245,8 +245,8 @@ fn killing_a_backend_under_load_fails_no_client() {
 /// or the first read fails with ECONNRESET) and logged as end=no_server.
 #[test]
 fn no_usable_server_resets_clients_at_once() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     s1.set_status(503);
     s2.set_status(503);
     let port = free_port();
@@ -297,7 +297,7 @@ fn no_usable_server_resets_clients_at_once() {
 /// With `"no_server": "close"` the same client gets a plain EOF instead of a reset.
 #[test]
 fn no_usable_server_closes_clients_with_no_server_close() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     s1.set_status(503);
     let port = free_port();
     let backend = format!(r#"{}, "no_server": "close""#, http_health(2, 3));
@@ -332,8 +332,8 @@ fn no_usable_server_closes_clients_with_no_server_close() {
 /// is UP after `rise` passed checks, not after the first, and gets new connections again.
 #[test]
 fn server_comes_back_up_after_rise_checks() {
-    let mut s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let mut s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let cfg = config(
         2,
@@ -379,7 +379,7 @@ fn server_comes_back_up_after_rise_checks() {
 /// else), and judges the status against `expect_status`.
 #[test]
 fn http_check_sends_configured_request_and_expects_status() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     let port = free_port();
     let check = r#""type": "http", "request": "GET /health?full=1 HTTP/1.1",
         "headers": { "Host": "www.example.com", "User-Agent": "HAProxy", "X-Check": "ringlb" },
@@ -403,7 +403,7 @@ fn http_check_sends_configured_request_and_expects_status() {
 /// 3xx counts as UP.
 #[test]
 fn http_check_default_request() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     s1.set_status(301);
     let port = free_port();
     let cfg = config(1, port, "", &http_health(2, 2), &servers(&[s1.addr()]));
@@ -530,14 +530,14 @@ fn send_expect_sends_then_matches_a_prefix() {
 #[test]
 fn check_port_and_check_addr_replace_the_traffic_address() {
     // Traffic ports: would fail any check they got.
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     s1.set_status(503);
     s2.set_status(503);
     // s1 is checked at its own check_addr, on another loopback address.
-    let c1 = WebServer::start_at("c1", "127.0.0.2:0".parse().unwrap());
+    let c1 = NamedServer::start_at("c1", "127.0.0.2:0".parse().unwrap());
     // s2 at its traffic address with the backend's check port.
-    let c2 = WebServer::start("c2");
+    let c2 = NamedServer::start("c2");
     let port = free_port();
     let check = format!(r#""type": "http", "port": {}"#, c2.addr().port());
     let list = format!(
@@ -583,9 +583,9 @@ fn check_port_and_check_addr_replace_the_traffic_address() {
 /// DOWN, and nothing again when a primary comes back.
 #[test]
 fn backup_server_takes_traffic_only_without_primaries() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
-    let s3 = WebServer::start("s3");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
+    let s3 = NamedServer::start("s3");
     let port = free_port();
     let list = format!(
         "[{}, {}, {}]",
@@ -636,7 +636,7 @@ fn backup_server_takes_traffic_only_without_primaries() {
 /// does not.
 #[test]
 fn passive_errors_mark_server_down_before_the_next_check() {
-    let mut s1 = WebServer::start("s1");
+    let mut s1 = NamedServer::start("s1");
     let port = free_port();
     let backend = r#", "retries": 0, "health_check": { "type": "tcp", "interval": "10s",
         "timeout": "200ms", "jitter": 0, "rise": 1, "fall": 1, "passive_errors": 2 }"#;

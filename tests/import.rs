@@ -3,7 +3,7 @@
 //! keepalived's sample configs when installed, malformed files, and the files of
 //! `../shared/import-cases/` when that folder exists. Every output must pass `--check`.
 
-mod common;
+pub mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

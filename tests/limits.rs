@@ -4,7 +4,7 @@
 //! queue timeout holds; frontend and global `maxconn` leave extra clients in the accept
 //! queue until a connection closes.
 
-mod common;
+pub mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -64,13 +64,13 @@ fn assert_not_served(lb: &Ringlb, conn: &mut HeldConn, what: &str) {
 #[test]
 fn source_keeps_each_client_address_on_its_server() {
     let web = [
-        WebServer::start("s1"),
-        WebServer::start("s2"),
-        WebServer::start("s3"),
+        NamedServer::start("s1"),
+        NamedServer::start("s2"),
+        NamedServer::start("s3"),
     ];
     let port = free_port();
     let backend = format!(r#", "balance": "source"{FAST_HTTP_CHECK}"#);
-    let addrs: Vec<_> = web.iter().map(WebServer::addr).collect();
+    let addrs: Vec<_> = web.iter().map(NamedServer::addr).collect();
     let lb = Ringlb::start(&config(2, port, "", &backend, &servers(&addrs)));
     for s in ["be/s1", "be/s2", "be/s3"] {
         lb.wait_health(s, "UP", 1, Duration::from_secs(2));
@@ -121,8 +121,8 @@ fn source_keeps_each_client_address_on_its_server() {
 /// server, every new connection goes to the other one; once it closes, both get traffic.
 #[test]
 fn leastconn_avoids_the_server_holding_a_connection() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let fe = frontend(port);
     let cfg = config(
@@ -171,12 +171,12 @@ fn leastconn_avoids_the_server_holding_a_connection() {
 #[test]
 fn random_spreads_connections() {
     let web = [
-        WebServer::start("s1"),
-        WebServer::start("s2"),
-        WebServer::start("s3"),
+        NamedServer::start("s1"),
+        NamedServer::start("s2"),
+        NamedServer::start("s3"),
     ];
     let port = free_port();
-    let addrs: Vec<_> = web.iter().map(WebServer::addr).collect();
+    let addrs: Vec<_> = web.iter().map(NamedServer::addr).collect();
     let cfg = config(1, port, "", r#", "balance": "random""#, &servers(&addrs));
     let lb = Ringlb::start(&cfg);
 
@@ -204,7 +204,7 @@ fn random_spreads_connections() {
 /// server as soon as one of the first two closes; the server never sees more than two.
 #[test]
 fn server_maxconn_queues_until_a_connection_closes() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     let port = free_port();
     let fe = frontend(port);
     let list = format!("[{}]", server("s1", s1.addr(), r#", "maxconn": 2"#));
@@ -243,8 +243,8 @@ fn server_maxconn_queues_until_a_connection_closes() {
 /// full server never sees more than its limit.
 #[test]
 fn full_server_is_skipped_for_one_with_room() {
-    let s1 = WebServer::start("s1");
-    let s2 = WebServer::start("s2");
+    let s1 = NamedServer::start("s1");
+    let s2 = NamedServer::start("s2");
     let port = free_port();
     let fe = frontend(port);
     let list = format!(
@@ -273,7 +273,7 @@ fn full_server_is_skipped_for_one_with_room() {
 /// about 300 ms and logged as end=queue_timeout; the server never sees it.
 #[test]
 fn queue_timeout_closes_the_waiting_connection() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     let port = free_port();
     let fe = frontend(port);
     let list = format!("[{}]", server("s1", s1.addr(), r#", "maxconn": 2"#));
@@ -312,7 +312,7 @@ fn must_be_served(lb: &Ringlb, conn: &mut HeldConn, what: &str) -> String {
 /// accept queue) but nothing serves it until one of the first two closes.
 #[test]
 fn frontend_maxconn_leaves_extra_clients_waiting() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     let port = free_port();
     let fe = frontend(port);
     let cfg = config(2, port, r#", "maxconn": 2"#, "", &servers(&[s1.addr()]));
@@ -341,7 +341,7 @@ fn frontend_maxconn_leaves_extra_clients_waiting() {
 /// frontends leaves a third client of either waiting until one of them closes.
 #[test]
 fn global_maxconn_counts_every_frontend() {
-    let s1 = WebServer::start("s1");
+    let s1 = NamedServer::start("s1");
     let (port_a, port_b) = (free_port(), free_port());
     let cfg = format!(
         r#"{{

@@ -4,7 +4,7 @@
 //! RFC 5424); journald's native protocol on a socket the test owns; a reload that moves
 //! the log.
 
-mod common;
+pub mod common;
 
 use std::collections::HashMap;
 use std::fs;

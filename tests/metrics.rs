@@ -5,7 +5,7 @@
 //! format (`promtool check metrics`) and on the shipped alerting rules (`promtool check
 //! rules`). promtool comes with Debian's `prometheus` package (scripts/test installs it).
 
-mod common;
+pub mod common;
 // Shared with tests/stats.rs, which uses the helpers this file does not.
 #[allow(dead_code)]
 mod stats {

@@ -3,7 +3,7 @@
 //! outcome), systemd's notify protocol on a socket the test owns, HAProxy's signals, and the
 //! server-state file across a restart. (The shipped unit is checked in `conf.rs`.)
 
-mod common;
+pub mod common;
 
 use std::fs;
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! installed binary checks the installed config and says its version; `dpkg --purge`
 //! removes it all again.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -15,7 +15,7 @@
 //!   `proxy_errors`; headers split over several writes, v2 with TLVs, LOCAL and UNKNOWN are
 //!   accepted and stripped; `proxy_trusted` leaves other sources' bytes untouched.
 
-mod common;
+pub mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read, Write};
@@ -367,7 +367,7 @@ fn behind_haproxy_the_original_client_is_logged_and_forwarded() {
 /// sticks to its server.
 #[test]
 fn source_balancing_uses_the_carried_address() {
-    let (s1, s2) = (Backend::named_echo("s1"), Backend::named_echo("s2"));
+    let (s1, s2) = (NamedServer::greeting("s1"), NamedServer::greeting("s2"));
     let port = free_port();
     let lb = Ringlb::start(&lb_config(
         json!([frontend_json(
@@ -414,10 +414,10 @@ fn source_balancing_uses_the_carried_address() {
     }
 }
 
-/// A frontend with `accept_proxy`, `inspect_timeout` 300 ms, a `named_echo` server and a
+/// A frontend with `accept_proxy`, `inspect_timeout` 300 ms, a greeting `NamedServer` and a
 /// stats listener.
-fn accept_proxy_lb(extra: Value) -> (Ringlb, u16, SocketAddr, Backend) {
-    let server = Backend::named_echo("srv");
+fn accept_proxy_lb(extra: Value) -> (Ringlb, u16, SocketAddr, NamedServer) {
+    let server = NamedServer::greeting("srv");
     let port = free_port();
     let st = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut fe_extra = json!({ "accept_proxy": true, "inspect_timeout": INSPECT });
@@ -583,7 +583,7 @@ fn accept_proxy_takes_split_binary_local_and_unknown_headers() {
 
 #[test]
 fn proxy_trusted_limits_who_must_and_may_send_a_header() {
-    let server = Backend::named_echo("srv");
+    let server = NamedServer::greeting("srv");
     let (untrusting, trusting) = (free_port(), free_port());
     let lb = Ringlb::start(&lb_config(
         json!([

@@ -6,7 +6,7 @@
 //! Every config file is replaced with one rename (`Ringlb::write_config`), and each SIGHUP
 //! waits for the `reload #N` line of the one before, so that no two signals merge into one.
 
-mod common;
+pub mod common;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -89,8 +89,8 @@ impl Cfg {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-/// A connection to a `Backend::named_echo` server through the balancer, its server's name
-/// read: it echoes from here on.
+/// A connection to a greeting `NamedServer` through the balancer, its server's name read:
+/// it echoes from here on.
 struct NamedConn {
     local: SocketAddr,
     stream: TcpStream,
@@ -177,7 +177,7 @@ fn read_line(stream: &mut TcpStream) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-/// A whole short connection to a `named_echo` server: name, one echo, half-close, EOF.
+/// A whole short connection to a greeting `NamedServer`: name, one echo, half-close, EOF.
 /// Returns the server's name.
 fn fetch(addr: SocketAddr) -> (SocketAddr, io::Result<String>) {
     let (local, conn) = NamedConn::open(addr);
@@ -495,8 +495,8 @@ fn hundred_reloads_under_load_lose_no_connection() {
 /// echoing. A valid file after them applies.
 #[test]
 fn broken_config_keeps_the_previous_one_serving() {
-    let one = Backend::named_echo("one");
-    let two = Backend::named_echo("two");
+    let one = NamedServer::greeting("one");
+    let two = NamedServer::greeting("two");
     let port = free_port();
     let addr = frontend(port);
     let old = Cfg::new(port, &[("s1", one.addr(), 1)]).json();
@@ -591,8 +591,8 @@ fn broken_config_keeps_the_previous_one_serving() {
 /// A server added by a reload takes new connections within 1 s of the SIGHUP.
 #[test]
 fn added_server_takes_connections_within_1s() {
-    let s1 = Backend::named_echo("s1");
-    let s2 = Backend::named_echo("s2");
+    let s1 = NamedServer::greeting("s1");
+    let s2 = NamedServer::greeting("s2");
     let port = free_port();
     let addr = frontend(port);
     let lb = Ringlb::start(&Cfg::new(port, &[("s1", s1.addr(), 1)]).json());
@@ -625,8 +625,8 @@ fn added_server_takes_connections_within_1s() {
 /// established connections keep moving data and finish normally.
 #[test]
 fn removed_server_finishes_its_connections_and_gets_no_new_ones() {
-    let s1 = Backend::named_echo("s1");
-    let s2 = Backend::named_echo("s2");
+    let s1 = NamedServer::greeting("s1");
+    let s2 = NamedServer::greeting("s2");
     let port = free_port();
     let addr = frontend(port);
     let lb = Ringlb::start(&Cfg::new(port, &[("s1", s1.addr(), 1), ("s2", s2.addr(), 1)]).json());
@@ -669,8 +669,8 @@ fn removed_server_finishes_its_connections_and_gets_no_new_ones() {
 /// connection to a server that stays is untouched.
 #[test]
 fn drain_timeout_ends_removed_server_connections() {
-    let s1 = Backend::named_echo("s1");
-    let s2 = Backend::named_echo("s2");
+    let s1 = NamedServer::greeting("s1");
+    let s2 = NamedServer::greeting("s2");
     let port = free_port();
     let addr = frontend(port);
     let mut both = Cfg::new(port, &[("s1", s1.addr(), 1), ("s2", s2.addr(), 1)]);
@@ -730,7 +730,7 @@ fn drain_timeout_ends_removed_server_connections() {
 /// 1 s. The unchanged frontend serves throughout.
 #[test]
 fn added_frontend_answers_and_removed_one_refuses_within_1s() {
-    let s1 = Backend::named_echo("s1");
+    let s1 = NamedServer::greeting("s1");
     let port = free_port();
     let api_port = listener_port();
     let api = frontend(api_port);
@@ -858,9 +858,9 @@ fn unchanged_listener_is_never_closed_during_50_reloads() {
 /// while the checker has not checked anything of the new config yet.
 #[test]
 fn reload_carries_health_state() {
-    let a = WebServer::start("a");
-    let b = WebServer::start("b");
-    let c = WebServer::start("c");
+    let a = NamedServer::start("a");
+    let b = NamedServer::start("b");
+    let c = NamedServer::start("c");
     let port = free_port();
     let addr = frontend(port);
     // Checks a second apart: the first check after the reload is far from the connections.
@@ -918,7 +918,7 @@ fn reload_carries_health_state() {
 /// the process keeps its two workers (threads, listeners, `worker=` of conn lines).
 #[test]
 fn workers_change_is_reported_and_not_applied() {
-    let s1 = Backend::named_echo("s1");
+    let s1 = NamedServer::greeting("s1");
     let port = free_port();
     let addr = frontend(port);
     let mut cfg = Cfg::new(port, &[("s1", s1.addr(), 1)]);
@@ -1084,7 +1084,7 @@ fn sigterm_under_load_drains_and_exits_0() {
 /// A second SIGTERM during the grace period exits at once, connections or not.
 #[test]
 fn second_sigterm_during_grace_exits_at_once() {
-    let s1 = Backend::named_echo("s1");
+    let s1 = NamedServer::greeting("s1");
     let port = free_port();
     let addr = frontend(port);
     let mut cfg = Cfg::new(port, &[("s1", s1.addr(), 1)]);

@@ -1,7 +1,7 @@
 //! Many connections at once on one worker, and no descriptor left behind once every kind of
 //! connection (normal, reset by either side, refused by every server) has closed.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -212,7 +212,7 @@ fn no_descriptor_leak() {
     const IDLE: usize = 20;
     let echo = Backend::echo();
     let resetter = Backend::resetter();
-    let blackhole = FullBacklog::new();
+    let blackhole = FullBacklog::open();
     let ports = [(); 6].map(|_| free_port());
     let [p_splice, p_copy, p_reset, p_dead, p_blackhole, p_idle] = ports;
     let cfg = format!(

@@ -1,7 +1,7 @@
 //! SIGTERM: stop accepting at once, let established connections finish within the grace
 //! period, close what is left when it ends, exit 0.
 
-mod common;
+pub mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

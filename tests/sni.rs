@@ -14,7 +14,7 @@
 //!   are closed without one;
 //! - SNI behind a PROXY header, and the v2 TLVs sent onward (authority, unique_id, crc32c).
 
-mod common;
+pub mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -368,12 +368,12 @@ fn synthetic_post_quantum_client_hello_in_small_writes_is_routed() {
     synthetic_large_hello_is_routed(&lb, port);
 }
 
-/// Plain named echo servers behind the SNI frontend, with `inspect_max` 1024.
-fn echo_routes(default: bool) -> (Ringlb, u16, [Backend; 3]) {
+/// Greeting named servers behind the SNI frontend, with `inspect_max` 1024.
+fn echo_routes(default: bool) -> (Ringlb, u16, [NamedServer; 3]) {
     let servers = [
-        Backend::named_echo("app1"),
-        Backend::named_echo("wild"),
-        Backend::named_echo("default"),
+        NamedServer::greeting("app1"),
+        NamedServer::greeting("wild"),
+        NamedServer::greeting("default"),
     ];
     let port = free_port();
     let lb = Ringlb::start(&sni_config(
@@ -480,7 +480,10 @@ fn inspect_limits_close_without_a_default() {
 /// `accept_proxy` and routes together: the PROXY header is read, then the ClientHello.
 #[test]
 fn sni_is_read_after_a_proxy_header() {
-    let (app1, default) = (Backend::named_echo("app1"), Backend::named_echo("default"));
+    let (app1, default) = (
+        NamedServer::greeting("app1"),
+        NamedServer::greeting("default"),
+    );
     let port = free_port();
     let lb = Ringlb::start(&sni_config(
         port,
@@ -516,7 +519,7 @@ fn sni_is_read_after_a_proxy_header() {
 #[test]
 fn proxy_v2_tlvs_carry_the_name_and_the_connection_id() {
     let server = ProxyServer::start("hi\n");
-    let other = Backend::named_echo("other");
+    let other = NamedServer::greeting("other");
     let port = free_port();
     let tlvs = json!({ "send_proxy": "v2", "proxy_tlvs": ["authority", "unique_id", "crc32c"] });
     let lb = Ringlb::start(&sni_config(

@@ -1,7 +1,7 @@
 //! Start-up: every bind of a frontend listens, IPv4 and IPv6 alike, with its log line; the
 //! `--workers` flag overrides the file.
 
-mod common;
+pub mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

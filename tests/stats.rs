@@ -6,7 +6,7 @@
 //!
 //! Health checks run every 100 ms, so every wait below is bounded by a few intervals.
 
-mod common;
+pub mod common;
 mod stats {
     pub mod client;
     pub mod openmetrics;
@@ -28,7 +28,7 @@ use stats::openmetrics;
 
 #[test]
 fn endpoints_answer_under_load_and_need_credentials() {
-    let (s1, s2) = (WebServer::start("s1"), WebServer::start("s2"));
+    let (s1, s2) = (NamedServer::start("s1"), NamedServer::start("s2"));
     let port = free_port();
     let st = stats_addr();
     let lb = Ringlb::start(&stats_config(
@@ -191,7 +191,7 @@ fn finish_cleanly(lb: &Ringlb, mut conn: HeldConn) {
 
 #[test]
 fn drain_and_maint_stop_new_connections_and_keep_established_ones() {
-    let (s1, s2) = (WebServer::start("s1"), WebServer::start("s2"));
+    let (s1, s2) = (NamedServer::start("s1"), NamedServer::start("s2"));
     let port = free_port();
     let st = stats_addr();
     let lb = Ringlb::start(&stats_config(
@@ -402,7 +402,7 @@ fn run_chromium(bin: &str, profile: &Path, args: &[&str], url: &str) -> String {
 #[test]
 fn chromium_renders_both_servers_and_a_stopped_one_down_with_its_reason() {
     let Some(bin) = chromium() else { return };
-    let (s1, mut s2) = (WebServer::start("s1"), WebServer::start("s2"));
+    let (s1, mut s2) = (NamedServer::start("s1"), NamedServer::start("s2"));
     let port = free_port();
     let st = stats_addr();
     let lb = Ringlb::start(&stats_config(
@@ -469,7 +469,7 @@ fn chromium_renders_both_servers_and_a_stopped_one_down_with_its_reason() {
 
 #[test]
 fn admin_settings_survive_reloads_until_the_file_changes_the_server() {
-    let (s1, s2) = (WebServer::start("s1"), WebServer::start("s2"));
+    let (s1, s2) = (NamedServer::start("s1"), NamedServer::start("s2"));
     let (port, st) = (free_port(), stats_addr());
     let auth = Some((USER, PASSWORD));
     let text = |w1: u32| {

@@ -1,6 +1,6 @@
 //! Connect timeouts and failover across servers, and idle timeouts on either side.
 
-mod common;
+pub mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,7 +38,7 @@ fn timed_echo(addr: SocketAddr, i: usize, lb: &Ringlb) -> Duration {
 /// must give up on it and use the next server.
 #[test]
 fn connect_timeout_fails_over_to_next_server() {
-    let blackhole = FullBacklog::new();
+    let blackhole = FullBacklog::open();
     let echo = Backend::echo();
     let port = free_port();
     let cfg = config(

@@ -87,8 +87,8 @@ impl Selector {
     /// Builds the selection structures for one snapshot of a backend's servers.
     ///
     /// Cost: O(total weight × servers) for the rotations (round robin, least connections),
-    /// about two Maglev tables of `DEFAULT_TABLE_SIZE` for `Source`.
-    #[allow(dead_code)] // the tests and the bench; ringlb passes the configured size
+    /// about two Maglev tables of `DEFAULT_TABLE_SIZE` for `Source`. (ringlb itself passes
+    /// the configured size: `build_sized`.)
     pub fn build(algorithm: Algorithm, servers: &[ServerSpec<'_>]) -> Selector {
         Selector::build_sized(algorithm, servers, DEFAULT_TABLE_SIZE)
     }

@@ -145,7 +145,7 @@ pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     queue: Duration::from_secs(5),
 };
 pub const DEFAULT_HASH_TABLE_SIZE: u32 = crate::balance::DEFAULT_TABLE_SIZE as u32;
-pub const MAX_WEIGHT: u32 = 256;
+pub use crate::balance::MAX_WEIGHT;
 
 /// The most worker threads. Each has fixed costs whatever its load: 16 idle pipes (32 fds,
 /// and 64 workers × 16 pipes is the 1024-pipe budget of fs.pipe-user-pages-soft, past which

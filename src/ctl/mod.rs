@@ -13,7 +13,7 @@ mod show;
 use crate::table::AdminState;
 
 pub use client::run as run_client;
-pub use server::{serve, Job, JobKind};
+pub use server::serve;
 
 /// One command, as parsed from its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,23 @@ pub const USAGE: &str = "show info | show frontends | show servers | show vrrp |
 /// Most bytes of one command line.
 pub const MAX_LINE: usize = 4096;
 
+/// Why a command line is not a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no command; commands: {usage}", usage = USAGE)]
+    Empty,
+    #[error("unknown command {0:?}; commands: {usage}", usage = USAGE)]
+    Unknown(String),
+    #[error("{0:?} is not BACKEND/SERVER")]
+    NotServer(String),
+    #[error("state {0:?} is not ready, drain or maint")]
+    State(String),
+    #[error("weight {0:?} is not a number")]
+    Weight(String),
+}
+
 /// Parses one command line (`--json` may stand anywhere).
-pub fn parse(line: &str) -> Result<Command, String> {
+pub fn parse(line: &str) -> Result<Command, ParseError> {
     let mut json = false;
     let words: Vec<&str> = line
         .split_whitespace()
@@ -67,10 +82,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
             !flag
         })
         .collect();
-    let server = |w: &str| -> Result<(String, String), String> {
+    let server = |w: &str| -> Result<(String, String), ParseError> {
         match w.split_once('/') {
             Some((b, s)) if !b.is_empty() && !s.is_empty() => Ok((b.into(), s.into())),
-            _ => Err(format!("{w:?} is not BACKEND/SERVER")),
+            _ => Err(ParseError::NotServer(w.to_string())),
         }
     };
     let request = match words.as_slice() {
@@ -84,7 +99,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 "ready" => AdminState::Ready,
                 "drain" => AdminState::Drain,
                 "maint" => AdminState::Maint,
-                other => return Err(format!("state {other:?} is not ready, drain or maint")),
+                other => return Err(ParseError::State(other.to_string())),
             };
             Request::SetState {
                 backend,
@@ -94,9 +109,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }
         ["set", "server", bs, "weight", n] => {
             let (backend, server) = server(bs)?;
-            let weight = n
-                .parse()
-                .map_err(|_| format!("weight {n:?} is not a number"))?;
+            let weight = n.parse().map_err(|_| ParseError::Weight(n.to_string()))?;
             Request::SetWeight {
                 backend,
                 server,
@@ -108,8 +121,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
             Request::ShutdownSessions { backend, server }
         }
         ["reload"] => Request::Reload,
-        [] => return Err(format!("no command; commands: {USAGE}")),
-        _ => return Err(format!("unknown command {line:?}; commands: {USAGE}")),
+        [] => return Err(ParseError::Empty),
+        _ => return Err(ParseError::Unknown(line.to_string())),
     };
     Ok(Command { request, json })
 }
@@ -153,18 +166,11 @@ mod tests {
 
     #[test]
     fn bad_commands_say_why() {
-        assert!(parse("").unwrap_err().starts_with("no command"));
-        assert!(parse("show everything")
-            .unwrap_err()
-            .starts_with("unknown command"));
-        assert!(parse("set server web1 state drain")
-            .unwrap_err()
-            .contains("\"web1\" is not BACKEND/SERVER"));
-        assert!(parse("set server b/s state off")
-            .unwrap_err()
-            .contains("not ready, drain or maint"));
-        assert!(parse("set server b/s weight -1")
-            .unwrap_err()
-            .contains("not a number"));
+        let why = |line| parse(line).unwrap_err().to_string();
+        assert!(why("").starts_with("no command"));
+        assert!(why("show everything").starts_with("unknown command"));
+        assert!(why("set server web1 state drain").contains("\"web1\" is not BACKEND/SERVER"));
+        assert!(why("set server b/s state off").contains("not ready, drain or maint"));
+        assert!(why("set server b/s weight -1").contains("not a number"));
     }
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use super::{parse, show, Request, MAX_LINE};
-use crate::control;
+use super::{parse, show, ParseError, Request, MAX_LINE};
+use crate::control::{Job, JobError, JobKind};
 use crate::fault::{self, Helper};
 use crate::logging::event;
+use crate::registry::{self, AdminError};
 use crate::stats::{self, Sources};
 
 /// How long one client may take to send its command or read the answer.
@@ -25,17 +26,21 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reload or closing connections may take before the answer says so.
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Work for the control thread, with where its outcome goes.
-pub struct Job {
-    pub kind: JobKind,
-    /// Who asked, for the log.
-    pub who: String,
-    pub reply: Sender<Result<String, String>>,
-}
-
-pub enum JobKind {
-    Reload,
-    ShutdownSessions { backend: String, server: String },
+/// Why a command was refused: the text after `ERROR ` in the answer.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("command over {max} bytes", max = MAX_LINE)]
+    TooLong,
+    #[error("reading the command: {0}")]
+    Read(io::Error),
+    #[error("{0}")]
+    Admin(#[from] AdminError),
+    #[error("{0}")]
+    Job(#[from] JobError),
+    #[error("no outcome within {0:?}")]
+    NoOutcome(Duration),
 }
 
 /// The control socket's file: removed when this is dropped (at exit), unless another
@@ -120,9 +125,11 @@ impl Ctl {
         let mut line = String::new();
         let read = BufReader::new((&stream).take(MAX_LINE as u64 + 1)).read_line(&mut line);
         let answer = match read {
-            Ok(_) if line.len() > MAX_LINE => Err(format!("command over {MAX_LINE} bytes")),
-            Ok(_) => parse(line.trim_end()).and_then(|c| self.execute(c, &who)),
-            Err(e) => Err(format!("reading the command: {e}")),
+            Ok(_) if line.len() > MAX_LINE => Err(Refused::TooLong),
+            Ok(_) => parse(line.trim_end())
+                .map_err(Refused::from)
+                .and_then(|c| self.execute(c, &who)),
+            Err(e) => Err(Refused::Read(e)),
         };
         let mut out = &stream;
         let _ = match answer {
@@ -131,7 +138,7 @@ impl Ctl {
         };
     }
 
-    fn execute(&self, cmd: super::Command, who: &str) -> Result<String, String> {
+    fn execute(&self, cmd: super::Command, who: &str) -> Result<String, Refused> {
         let report = || stats::report_now(&self.sources);
         match cmd.request {
             Request::ShowInfo => Ok(show::info(&report(), cmd.json)),
@@ -163,10 +170,9 @@ impl Ctl {
         weight: Option<u32>,
         who: &str,
         json: bool,
-    ) -> Result<String, String> {
-        let (effective, admin, weight) = control::lock(&self.sources.registry)
-            .set_admin(backend, server, state, weight, who)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<String, Refused> {
+        let (effective, admin, weight) = registry::lock(&self.sources.registry)
+            .set_admin(backend, server, state, weight, who)?;
         event!(
             notice: "admin {who}: {backend}/{server} set to {}, weight {weight}",
             admin.as_str()
@@ -188,7 +194,7 @@ impl Ctl {
         })
     }
 
-    fn job(&self, kind: JobKind, who: &str) -> Result<String, String> {
+    fn job(&self, kind: JobKind, who: &str) -> Result<String, Refused> {
         let (reply, outcome) = crossbeam_channel::bounded(1);
         self.jobs
             .send(Job {
@@ -196,10 +202,11 @@ impl Ctl {
                 who: who.to_string(),
                 reply,
             })
-            .map_err(|_| "ringlb is stopping".to_string())?;
-        outcome
+            .map_err(|_| JobError::Stopping)?;
+        let done = outcome
             .recv_timeout(JOB_TIMEOUT)
-            .map_err(|_| format!("no outcome within {JOB_TIMEOUT:?}"))?
+            .map_err(|_| Refused::NoOutcome(JOB_TIMEOUT))?;
+        Ok(done?)
     }
 }
 

@@ -188,13 +188,19 @@ pub fn vrrp(r: &Report, as_json: bool) -> String {
                 v.name.clone(),
                 v.state.to_string(),
                 format!("{} (configured {})", v.priority, v.configured_priority),
-                opt(v.master.clone()),
+                opt(v.fault.clone().or_else(|| v.master.clone())),
                 v.transitions.to_string(),
             ]
         })
         .collect();
     table(
-        &["instance", "state", "priority", "master", "transitions"],
+        &[
+            "instance",
+            "state",
+            "priority",
+            "master (or fault)",
+            "transitions",
+        ],
         rows,
     )
 }

@@ -14,7 +14,8 @@ mod socket;
 mod track;
 mod watchdog;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -26,7 +27,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::config;
 use crate::fault::{self, Helper};
 use crate::logging::event;
-use crate::worker::Shared;
+use crate::shared::Shared;
+use crate::sys::EventFd;
 use netlink::Rtnetlink;
 use router::Router;
 use watchdog::Watchdog;
@@ -41,7 +43,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The running VRRP thread. Dropping it stops the instances (priority 0, VIPs removed).
 pub struct Vrrp {
     commands: Sender<Cmd>,
-    wake: Arc<OwnedFd>,
+    wake: Arc<EventFd>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
@@ -55,7 +57,6 @@ enum Cmd {
 
 /// One instance as the stats page shows it.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the stats page (issue 6), not yet built
 pub struct InstanceStatus {
     pub name: String,
     /// keepalived's name of its state: MASTER, BACKUP, INIT, or FAULT while tracking holds
@@ -68,11 +69,6 @@ pub struct InstanceStatus {
     pub counters: vrrp::Counters,
     /// Transitions since start (to any state).
     pub transitions: u64,
-    /// Datagrams whose IP header was unusable (before any VRRP check).
-    pub ip_header_errors: u64,
-    /// Adverts of other virtual routers on the link (another VRID), or from a host that is
-    /// not a configured unicast peer: not ours, so not counted as drops.
-    pub not_ours: u64,
 }
 
 /// Reads what the VRRP thread last published about its instances (a short mutex hold).
@@ -85,19 +81,38 @@ impl StatusReader {
     }
 }
 
+/// Why the VRRP thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("vrrp: rtnetlink socket: {0}")]
+    Netlink(io::Error),
+    /// What this instance lacks: its interface, a socket, a valid setting.
+    #[error("vrrp {instance}: {why}")]
+    Instance { instance: String, why: String },
+    #[error("vrrp: eventfd: {0}")]
+    EventFd(io::Error),
+    #[error("vrrp: cannot start thread: {0}")]
+    Thread(io::Error),
+}
+
 /// Sets up every instance (sockets, interface facts) and starts the thread. `Ok(None)`
-/// without instances. Errors name the instance.
-pub fn start(vrrp: &config::Vrrp, shared: Arc<Shared>) -> Result<Option<Vrrp>, String> {
+/// without instances.
+pub fn start(vrrp: &config::Vrrp, shared: Arc<Shared>) -> Result<Option<Vrrp>, StartError> {
     let instances = &vrrp.instances;
     if instances.is_empty() {
         return Ok(None);
     }
-    let netlink = Rtnetlink::open().map_err(|e| format!("vrrp: rtnetlink socket: {e}"))?;
+    let netlink = Rtnetlink::open().map_err(StartError::Netlink)?;
     let routers = instances
         .iter()
-        .map(Router::new)
-        .collect::<Result<Vec<_>, String>>()?;
-    let wake = Arc::new(crate::eventfd().map_err(|e| format!("vrrp: eventfd: {e}"))?);
+        .map(|i| {
+            Router::new(i).map_err(|why| StartError::Instance {
+                instance: i.name.clone(),
+                why,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let wake = Arc::new(EventFd::new().map_err(StartError::EventFd)?);
     let (done_tx, done) = crossbeam_channel::bounded(1);
     let (commands, commands_rx) = crossbeam_channel::unbounded();
     let status = Arc::new(Mutex::new(Vec::new()));
@@ -133,7 +148,7 @@ pub fn start(vrrp: &config::Vrrp, shared: Arc<Shared>) -> Result<Option<Vrrp>, S
             let mut runner = runner;
             fault::supervise_with(Helper::Vrrp, &mut runner, Runner::run, Runner::recover)
         })
-        .map_err(|e| format!("vrrp: cannot start thread: {e}"))?;
+        .map_err(StartError::Thread)?;
     Ok(Some(Vrrp {
         commands,
         wake,
@@ -152,15 +167,9 @@ impl Vrrp {
 
     /// Applies a reloaded `vrrp` section: priority, unicast peers, tracking and notify change
     /// in place; every other difference is logged as needing a restart.
-    #[allow(dead_code)] // called by the control thread's SIGHUP reload once wired
     pub fn reload(&self, vrrp: &config::Vrrp) {
         let _ = self.commands.send(Cmd::Reload(vrrp.clone()));
         self.wake_thread();
-    }
-
-    #[allow(dead_code)] // read by the stats page (issue 6), not yet built
-    pub fn status(&self) -> Vec<InstanceStatus> {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// A handle the stats thread keeps to read the instances' status while the control
@@ -185,11 +194,8 @@ impl Vrrp {
 
 impl Vrrp {
     fn wake_thread(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // Fails only when the counter is full: the thread is due to wake anyway.
+        let _ = self.wake.write(1);
     }
 }
 
@@ -214,7 +220,7 @@ struct Runner {
     watchdog: Option<Watchdog>,
     shared: Arc<Shared>,
     origin: std::time::Instant,
-    wake: Arc<OwnedFd>,
+    wake: Arc<EventFd>,
     commands: Receiver<Cmd>,
     done: Sender<()>,
     status: Arc<Mutex<Vec<InstanceStatus>>>,
@@ -324,11 +330,8 @@ impl Runner {
 
     /// Clears the eventfd and handles every queued command; true to stop.
     fn on_commands(&mut self) -> bool {
-        let mut counter = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer from our own non-blocking eventfd.
-        unsafe {
-            libc::read(self.wake.as_raw_fd(), counter.as_mut_ptr().cast(), 8);
-        }
+        // WouldBlock (a spurious wake-up) is harmless: the commands are read regardless.
+        let _ = self.wake.read();
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Cmd::Stop => return true,

@@ -39,20 +39,18 @@ pub(super) struct Router {
     /// Set when a transition is caused by fate-sharing rather than by the protocol.
     track_cause: Option<String>,
     transitions: u64,
-    ip_header_errors: u64,
-    not_ours: u64,
     drop_log: RateLimited,
     send_error_log: RateLimited,
     heal_log: RateLimited,
 }
 
 impl Router {
+    /// The instance `cfg` on its interface, with its sockets open; an error says what is
+    /// missing (the caller names the instance).
     pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, String> {
-        let name = &cfg.name;
         let ipv6 = cfg.vips.first().is_some_and(|v| v.addr.is_ipv6());
         let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
-        let iface =
-            iface::lookup(&cfg.interface, ipv6, &vips).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let iface = iface::lookup(&cfg.interface, ipv6, &vips)?;
         let addrs = if ipv6 {
             let v6 = vips.iter().filter_map(|a| match a {
                 IpAddr::V6(a) => Some(*a),
@@ -79,16 +77,16 @@ impl Router {
         vc.garp_interval = cfg.garp_interval;
         vc.garp_master_delay = cfg.garp_delay;
         vc.garp_master_refresh = cfg.garp_refresh;
-        let vr = Instance::new(vc).map_err(|e| format!("vrrp {name}: {e}"))?;
+        let vr = Instance::new(vc).map_err(|e| e.to_string())?;
         let multicast = cfg.unicast_peers.is_empty();
         let socket = VrrpSocket::open(&cfg.interface, iface.index, iface.primary, multicast)
-            .map_err(|e| format!("vrrp {name}: raw socket on {}: {e}", cfg.interface))?;
+            .map_err(|e| format!("raw socket on {}: {e}", cfg.interface))?;
         let announce = if ipv6 {
             NaSocket::open(&cfg.interface, iface.index).map(Announcer::Na)
         } else {
             ArpSocket::open(iface.index).map(Announcer::Arp)
         }
-        .map_err(|e| format!("vrrp {name}: announce socket on {}: {e}", cfg.interface))?;
+        .map_err(|e| format!("announce socket on {}: {e}", cfg.interface))?;
         Ok(Router {
             cfg: cfg.clone(),
             vr,
@@ -101,8 +99,6 @@ impl Router {
             out: false,
             track_cause: None,
             transitions: 0,
-            ip_header_errors: 0,
-            not_ours: 0,
             drop_log: RateLimited::default(),
             send_error_log: RateLimited::default(),
             heal_log: RateLimited::default(),
@@ -244,7 +240,6 @@ impl Router {
             let rx = match received {
                 Ok(rx) => rx,
                 Err(e) => {
-                    self.ip_header_errors += 1;
                     self.log_drop(format_args!("unusable IP header ({e:?})"));
                     continue;
                 }
@@ -252,10 +247,10 @@ impl Router {
             let message = &buf[rx.message.clone()];
             let from_peer =
                 self.cfg.unicast_peers.is_empty() || self.cfg.unicast_peers.contains(&rx.meta.src);
-            // Another virtual router's adverts share the link; they are not errors.
+            // Adverts of another virtual router on the link, or from a host that is no
+            // configured unicast peer, are not ours: skipped, and not counted as drops.
             let other_vrid = message.get(1).is_some_and(|&v| v != self.cfg.vrid);
             if !from_peer || other_vrid {
-                self.not_ours += 1;
                 continue;
             }
             // Left the cluster on purpose (stop_adverts): the master's adverts are expected.
@@ -385,8 +380,6 @@ impl Router {
             status: self.vr.status(),
             counters: self.vr.counters().clone(),
             transitions: self.transitions,
-            ip_header_errors: self.ip_header_errors,
-            not_ours: self.not_ours,
         }
     }
 

@@ -3,7 +3,7 @@
 //! failures from workers, first-round wait, reload, stop).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -18,9 +18,10 @@ use super::{StateChange, Target};
 use crate::fault::{self, Helper};
 use crate::limits::HEALTH_IN_FLIGHT;
 use crate::logging::event;
+use crate::sys::EventFd;
 
 /// Called on the health thread with every batch of state changes. The checker logs
-/// nothing itself: the caller logs each `reason` once the change has taken effect.
+/// nothing itself: the caller logs each change once it has taken effect.
 pub type OnChange = Box<dyn FnMut(&[StateChange]) + Send>;
 
 /// The handle on the health thread. Dropping it stops the thread.
@@ -167,40 +168,30 @@ impl FirstRound {
 
 /// An eventfd that interrupts poll(2), written at most once per wake-up.
 struct Waker {
-    fd: OwnedFd,
+    fd: EventFd,
     pending: AtomicBool,
 }
 
 impl Waker {
     fn new() -> io::Result<Waker> {
-        // SAFETY: plain syscall with constant arguments.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Waker {
-            // SAFETY: `fd` was just created and is owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: EventFd::new()?,
             pending: AtomicBool::new(false),
         })
     }
 
     fn wake(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: writes 8 bytes from a live buffer to an fd this struct owns. It can
-            // only fail with EAGAIN when the counter is near u64::MAX: awake anyway.
-            unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+            // Fails only when the counter is near u64::MAX: awake anyway.
+            let _ = self.fd.write(1);
         }
     }
 
     /// Re-arms the waker; called before draining the control channel.
     fn reset(&self) {
         self.pending.swap(false, Ordering::AcqRel);
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a live buffer from an fd this struct owns;
-        // EAGAIN (nothing written since the last reset) is expected and harmless.
-        unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        // WouldBlock (nothing written since the last reset) is expected and harmless.
+        let _ = self.fd.read();
     }
 }
 
@@ -374,16 +365,14 @@ impl Engine {
                         continue;
                     };
                     if let Some(t) = slot.health.record_passive_failure(now) {
-                        self.push(
-                            StateChange {
-                                target: i,
-                                generation: self.generation,
-                                up: t.up,
-                                reason: t.reason,
-                            },
-                            false,
-                            changes,
-                        );
+                        let change = StateChange {
+                            target: i,
+                            generation: self.generation,
+                            label: slot.target.label.clone(),
+                            up: t.up,
+                            reason: t.reason,
+                        };
+                        self.push(change, false, changes);
                     }
                 }
                 Ok(Control::Replace(slots, generation)) => {
@@ -412,16 +401,14 @@ impl Engine {
         }
         let first = !slot.health.has_result();
         if let Some(t) = slot.health.record(now, &result) {
-            self.push(
-                StateChange {
-                    target: i,
-                    generation: self.generation,
-                    up: t.up,
-                    reason: t.reason,
-                },
-                first,
-                changes,
-            );
+            let change = StateChange {
+                target: i,
+                generation: self.generation,
+                label: slot.target.label.clone(),
+                up: t.up,
+                reason: t.reason,
+            };
+            self.push(change, first, changes);
         }
     }
 

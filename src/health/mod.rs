@@ -7,6 +7,7 @@ mod checker;
 mod probe;
 mod state;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use std::sync::Arc;
 use crate::config::{HealthCheck, SendProxy, Server};
 
 pub use checker::{Checker, PassiveReporter};
+#[cfg(test)] // the registry's tests make reasons
+pub use state::Count;
+pub use state::Reason;
 
 /// One server to check.
 #[derive(Debug, Clone)]
@@ -49,17 +53,25 @@ impl Target {
     }
 }
 
-/// A server that changed state, as given to `on_change`.
+/// A server that changed state, as given to `on_change`. Shown as its log line, e.g.
+/// `server webfarm/web1 is DOWN: HTTP 503 (3/3 checks failed, last after 12 ms)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateChange {
     /// Index in the targets given to `Checker::spawn` or `Checker::replace`.
     pub target: usize,
     /// The `generation` given with the targets (`replace`); 0 for those of `spawn`.
     pub generation: u64,
+    /// The target's `backend/server`.
+    pub label: String,
     pub up: bool,
-    /// The log line without its `ringlb: ` prefix, e.g.
-    /// `server webfarm/web1 is DOWN: HTTP 503 (3/3 checks failed, last after 12 ms)`.
-    pub reason: String,
+    pub reason: Reason,
+}
+
+impl fmt::Display for StateChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.up { "UP" } else { "DOWN" };
+        write!(f, "server {} is {state}: {}", self.label, self.reason)
+    }
 }
 
 /// `server.check_addr`, else `server.addr` with its port replaced by the check's `port`.

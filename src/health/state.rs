@@ -1,6 +1,6 @@
 //! The health of one server as a pure state machine: UP/DOWN with rise/fall counters, the
 //! schedule of its next check (interval, fast or down interval, with deterministic jitter)
-//! and the reason line of every change. No I/O and no clock: the caller passes `now`.
+//! and the reason of every change. No I/O and no clock: the caller passes `now`.
 
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
@@ -92,17 +92,63 @@ pub enum Failure {
     Passive(u32),
 }
 
-/// A change of state, with its log line (without the `ringlb: ` prefix).
+/// A change of state, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub up: bool,
-    pub reason: String,
+    pub reason: Reason,
+}
+
+/// Why a server changed state: what the deciding check found and the count behind the
+/// verdict. Shown as `HTTP 503 (3/3 checks failed, last after 12 ms)` on the stats page;
+/// the log line puts the server and its new state before it (`StateChange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// What the last check found: `HTTP 503`, `connection refused`, `3 passive connect
+    /// failures` (a `Pass` or a `Failure` as text).
+    pub found: String,
+    pub count: Count,
+}
+
+/// The results behind a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// The first result, which decides at once; it took `after`.
+    First { after: Duration },
+    /// `needed` results in a row that disagreed with the state; the last one took `last`
+    /// (none for passive failures, which are not timed).
+    InARow {
+        needed: u32,
+        passed: bool,
+        last: Option<Duration>,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.count {
+            Count::First { after } => {
+                write!(f, "{} (first check, after {})", self.found, Millis(after))
+            }
+            Count::InARow {
+                needed,
+                passed,
+                last,
+            } => {
+                let verb = if passed { "passed" } else { "failed" };
+                write!(f, "{} ({needed}/{needed} checks {verb}", self.found)?;
+                if let Some(last) = last {
+                    write!(f, ", last after {}", Millis(last))?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
 }
 
 /// One server's health: state, counters, schedule.
 #[derive(Debug, Clone)]
 pub struct ServerHealth {
-    label: String,
     rise: u32,
     fall: u32,
     interval: Duration,
@@ -125,7 +171,6 @@ impl ServerHealth {
     /// A server with no result yet: DOWN, to be checked at `now`.
     pub fn new(label: &str, check: &HealthCheck, now: Instant) -> ServerHealth {
         ServerHealth {
-            label: label.to_string(),
             rise: check.rise.max(1),
             fall: check.fall.max(1),
             interval: check.interval,
@@ -173,18 +218,22 @@ impl ServerHealth {
         if passed {
             self.passive = 0;
         }
-        let detail = match &result.outcome {
+        let found = match &result.outcome {
             Ok(p) => p.to_string(),
             Err(f) => f.to_string(),
         };
-        let elapsed = Millis(result.elapsed);
         let transition = if !self.checked {
             self.checked = true;
             self.up = passed;
             self.contrary = 0;
-            Some(self.transition(format!("{detail} (first check, after {elapsed})")))
+            Some(self.transition(
+                found,
+                Count::First {
+                    after: result.elapsed,
+                },
+            ))
         } else {
-            self.count(passed, &detail, Some(elapsed))
+            self.count(passed, found, Some(result.elapsed))
         };
         self.next_at = later(now, self.spread(self.current_interval()));
         transition
@@ -204,15 +253,14 @@ impl ServerHealth {
             return None;
         }
         self.passive = 0;
-        let detail = Failure::Passive(limit).to_string();
-        let transition = self.count(false, &detail, None);
+        let transition = self.count(false, Failure::Passive(limit).to_string(), None);
         let sooner = later(now, self.spread(self.current_interval()));
         self.next_at = self.next_at.min(sooner);
         transition
     }
 
     /// Counts one result after the first.
-    fn count(&mut self, passed: bool, detail: &str, elapsed: Option<Millis>) -> Option<Transition> {
+    fn count(&mut self, passed: bool, found: String, last: Option<Duration>) -> Option<Transition> {
         if passed == self.up {
             self.contrary = 0;
             return None;
@@ -224,19 +272,20 @@ impl ServerHealth {
         }
         self.up = passed;
         self.contrary = 0;
-        let verb = if passed { "passed" } else { "failed" };
-        let last = match elapsed {
-            Some(e) => format!(", last after {e}"),
-            None => String::new(),
-        };
-        Some(self.transition(format!("{detail} ({needed}/{needed} checks {verb}{last})")))
+        Some(self.transition(
+            found,
+            Count::InARow {
+                needed,
+                passed,
+                last,
+            },
+        ))
     }
 
-    fn transition(&self, why: String) -> Transition {
-        let state = if self.up { "UP" } else { "DOWN" };
+    fn transition(&self, found: String, count: Count) -> Transition {
         Transition {
             up: self.up,
-            reason: format!("server {} is {state}: {why}", self.label),
+            reason: Reason { found, count },
         }
     }
 

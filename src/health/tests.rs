@@ -178,10 +178,10 @@ fn refused_port_is_down_after_the_first_round() {
     assert!(!changes[0].up);
     assert!(
         changes[0]
-            .reason
+            .to_string()
             .starts_with("server t/r is DOWN: connection refused (first check, after "),
         "{}",
-        changes[0].reason
+        changes[0].to_string()
     );
 }
 
@@ -203,12 +203,12 @@ fn silent_server_is_down_on_read_timeout_at_its_timeout() {
     let change = &next(&rx)[0];
     assert!(!change.up);
     let after = change
-        .reason
+        .to_string()
         .strip_prefix("server t/s is DOWN: read timeout after 200ms (first check, after ")
         .and_then(|rest| rest.strip_suffix(" ms)"))
         .and_then(|ms| ms.parse::<u64>().ok())
-        .unwrap_or_else(|| panic!("{}", change.reason));
-    assert!((200..300).contains(&after), "{}", change.reason);
+        .unwrap_or_else(|| panic!("{}", change.to_string()));
+    assert!((200..300).contains(&after), "{}", change.to_string());
 }
 
 #[test]
@@ -232,10 +232,10 @@ fn connect_that_hangs_is_a_connect_timeout() {
     let change = &next(&rx)[0];
     assert!(
         change
-            .reason
+            .to_string()
             .starts_with("server t/h is DOWN: connect timeout after 200ms (first check"),
         "{}",
-        change.reason
+        change.to_string()
     );
 }
 
@@ -252,10 +252,10 @@ fn tcp_check_passes_on_connect() {
     assert!(change.up);
     assert!(
         change
-            .reason
+            .to_string()
             .starts_with("server t/c is UP: connected (first check, after "),
         "{}",
-        change.reason
+        change.to_string()
     );
 }
 
@@ -269,9 +269,9 @@ fn http_server_goes_down_after_fall_and_up_after_rise() {
     )]);
     assert!(checker.wait_first_round(WAIT));
     let change = &next(&rx)[0];
-    assert!(change.up, "{}", change.reason);
+    assert!(change.up, "{}", change.to_string());
     assert!(change
-        .reason
+        .to_string()
         .starts_with("server t/web1 is UP: HTTP 200 (first check, after "));
 
     web.answer(b"HTTP/1.0 503 Service Unavailable\r\n\r\n");
@@ -280,10 +280,10 @@ fn http_server_goes_down_after_fall_and_up_after_rise() {
     assert!(!change.up);
     assert!(
         change
-            .reason
+            .to_string()
             .starts_with("server t/web1 is DOWN: HTTP 503 (3/3 checks failed, last after "),
         "{}",
-        change.reason
+        change.to_string()
     );
     let checks = web.received.lock().unwrap().len() - switched;
     assert!(checks >= 3, "DOWN after {checks} checks");
@@ -293,10 +293,10 @@ fn http_server_goes_down_after_fall_and_up_after_rise() {
     assert!(change.up);
     assert!(
         change
-            .reason
+            .to_string()
             .starts_with("server t/web1 is UP: HTTP 200 (2/2 checks passed, last after "),
         "{}",
-        change.reason
+        change.to_string()
     );
     drop(checker);
     for request in web.received.lock().unwrap().iter() {
@@ -350,15 +350,15 @@ fn send_expect_with_a_prefix() {
     assert_eq!(changes.len(), 2, "the first round reports every target");
     assert!(changes[0].up);
     assert!(changes[0]
-        .reason
+        .to_string()
         .starts_with("server t/redis is UP: answer starts with \"+PONG\" (first check"));
     assert!(!changes[1].up);
     assert!(
-        changes[1].reason.starts_with(
+        changes[1].to_string().starts_with(
             "server t/broken is DOWN: expected \"+PONG\", got \"-ERR unknown command 'PING'\\r\\n\" (first check"
         ),
         "{}",
-        changes[1].reason
+        changes[1].to_string()
     );
     drop(checker);
     assert_eq!(redis.received.lock().unwrap()[0], b"PING\r\n");
@@ -381,11 +381,11 @@ fn send_expect_with_a_regex_reads_a_banner() {
     changes.sort_by_key(|c| c.target);
     assert!(changes[0].up);
     assert!(changes[0]
-        .reason
+        .to_string()
         .starts_with("server t/smtp is UP: answer matches /^220 .*ESMTP/ (first check"));
     assert!(!changes[1].up);
     assert!(changes[1]
-        .reason
+        .to_string()
         .starts_with("server t/closed is DOWN: answer does not match /^220 .*ESMTP/ (first check"));
     drop(checker);
     assert!(smtp.received.lock().unwrap()[0].is_empty(), "nothing sent");
@@ -415,7 +415,7 @@ fn fifty_hanging_servers_are_checked_concurrently() {
     assert_eq!(changes.len(), 50);
     assert!(changes
         .iter()
-        .all(|c| !c.up && c.reason.contains("read timeout after 200ms")));
+        .all(|c| !c.up && c.to_string().contains("read timeout after 200ms")));
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn passive_failures_mark_a_server_down() {
     let change = &next(&rx)[0];
     assert!(!change.up);
     assert_eq!(
-        change.reason,
+        change.to_string(),
         "server t/p is DOWN: 2 passive connect failures (1/1 checks failed)"
     );
 }
@@ -472,7 +472,7 @@ fn replace_keeps_carried_states_and_checks_new_targets() {
     assert_eq!(changes[0].target, 0);
     assert_eq!(changes[0].generation, 1);
     assert!(changes[0]
-        .reason
+        .to_string()
         .starts_with("server t/new is DOWN: connection refused (first check"));
     assert!(
         rx.recv_timeout(100 * MS).is_err(),
@@ -540,10 +540,10 @@ fn a_trickling_answer_still_ends_at_the_timeout() {
     let change = &next(&rx)[0];
     assert!(
         change
-            .reason
+            .to_string()
             .starts_with("server t/slow is DOWN: read timeout after 200ms (first check"),
         "{}",
-        change.reason
+        change.to_string()
     );
     drop(checker);
     server.join().unwrap();

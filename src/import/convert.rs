@@ -15,9 +15,9 @@ use super::routes;
 use super::server::ServerParams;
 use super::stats;
 use super::values::format_duration;
+use crate::config::MAX_WEIGHT;
 
 const H: Source = Source::Haproxy;
-const MAX_WEIGHT: u32 = 256;
 
 pub fn convert(model: &Model, r: &mut Report) -> output::Config {
     // Proxies that only serve HAProxy's stats page, and the frontends that lead to one:

@@ -7,22 +7,22 @@
 //! changed: see the report), 1 error (unreadable or malformed file, nothing to forward).
 
 mod check;
-mod convert;
+pub mod convert;
 mod directives;
 mod global;
 pub mod haproxy;
 pub mod keepalived;
 mod output;
-mod proxy;
-mod report;
-mod routes;
+pub mod proxy;
+pub mod report;
+pub mod routes;
 mod server;
 mod stats;
 mod text;
 mod track;
 mod values;
 mod vip;
-mod vrrp;
+pub mod vrrp;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -17,12 +17,11 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 
-pub use record::{Event, Format, Framing, Level, Line, Millis, Style, Value};
+pub use record::{encode, Event, Format, Framing, Level, Line, Millis, Style, Value};
 pub use sink::{Address, Target};
 pub use time::Rfc3339;
 
@@ -102,9 +101,11 @@ pub fn style() -> Style {
     unpack(STYLE.load(Ordering::Relaxed))
 }
 
-/// Starts the writer thread on `target`; from now on, events and [`ConnLog::flush`] never
-/// block. Before it (start-up, `--check`, unit tests), events go straight to stderr.
-pub fn start(target: &Target) -> io::Result<()> {
+/// Starts the writer on `target`; from now on, events and [`ConnLog::flush`] never block.
+/// Before it (start-up, `--check`, unit tests), events go straight to stderr. `spawn` runs
+/// [`Writer::run`] on a thread of its own: the caller supervises it (see `fault`, which
+/// logs through this module and so sits above it).
+pub fn start(target: &Target, spawn: impl FnOnce(Writer) -> io::Result<()>) -> io::Result<()> {
     let sink = Sink::open(target)?;
     STYLE.store(pack(target.style), Ordering::Relaxed);
     let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
@@ -124,9 +125,7 @@ pub fn start(target: &Target) -> io::Result<()> {
         reported: 0,
         reported_at: None,
     };
-    thread::Builder::new()
-        .name("ringlb-log".into())
-        .spawn(move || crate::fault::supervise(crate::fault::Helper::Log, writer, Writer::run))?;
+    spawn(writer)?;
     // A second start (never done) would keep the first log.
     let _ = LOG.set(Log {
         events,
@@ -250,6 +249,7 @@ pub fn shutdown(timeout: Duration) {
 
 /// `event!("...", args)`: an info event line; `event!(warning: "...")` (or `error:`,
 /// `notice:`) at another level. Never blocks its thread.
+#[macro_export]
 macro_rules! event {
     (error: $($arg:tt)*) => {
         $crate::logging::write_event($crate::logging::Level::Error, format_args!($($arg)*))
@@ -264,7 +264,7 @@ macro_rules! event {
         $crate::logging::write_event($crate::logging::Level::Info, format_args!($($arg)*))
     };
 }
-pub(crate) use event;
+pub use crate::event;
 
 /// One worker's connection lines, handed to the writer in batches.
 pub struct ConnLog {
@@ -296,8 +296,13 @@ impl ConnLog {
         self.lines += 1;
     }
 
+    /// Bytes batched so far.
     pub fn len(&self) -> usize {
         self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
     /// Hands the batch to the writer; when its queue is full the lines are dropped and
@@ -345,7 +350,7 @@ impl Default for ConnLog {
 }
 
 /// The `ringlb-log` thread: the only writer of the log once started.
-struct Writer {
+pub struct Writer {
     sink: Sink,
     events: Receiver<Batch>,
     batches: Receiver<Batch>,
@@ -359,7 +364,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self) {
+    /// Writes what comes until the log stops; after a panic, may be run again on the same
+    /// writer.
+    pub fn run(&mut self) {
         loop {
             select! {
                 recv(self.events) -> e => match e {
@@ -465,12 +472,6 @@ impl Writer {
             framed,
         });
     }
-}
-
-/// Formats one line as `style` says, stamped with a fixed time (tests of other modules).
-#[cfg(test)]
-pub fn encode_for_test(style: Style, line: &impl Line, out: &mut Vec<u8>) {
-    record::encode(style, Rfc3339(Duration::ZERO), line, out);
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::{HealthHistory, ServerRegistry};
 use crate::config::{Balance, MAX_WEIGHT};
-use crate::stats::{BackendStats, FrontendStats, ServerStats};
+use crate::counters::{BackendStats, FrontendStats, ServerStats};
 use crate::table::{AdminState, ServerState};
 
 /// One server as the stats page shows it.
@@ -63,21 +63,14 @@ pub struct RegistryView {
 }
 
 /// Why an admin action was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
+    #[error("unknown backend {0:?}")]
     UnknownBackend(String),
+    #[error("backend {0:?} has no server {1:?}")]
     UnknownServer(String, String),
+    #[error("weight {0} is out of range (0 to {max})", max = MAX_WEIGHT)]
     Weight(u32),
-}
-
-impl std::fmt::Display for AdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AdminError::UnknownBackend(b) => write!(f, "unknown backend {b:?}"),
-            AdminError::UnknownServer(b, s) => write!(f, "backend {b:?} has no server {s:?}"),
-            AdminError::Weight(w) => write!(f, "weight {w} is out of range (0 to {MAX_WEIGHT})"),
-        }
-    }
 }
 
 impl ServerRegistry {
@@ -199,18 +192,13 @@ impl ServerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tests::{parse, TEXT};
+    use crate::registry::tests::{first_check, parse, TEXT};
 
     #[test]
     fn admin_settings_last_until_the_config_changes_the_server() {
         let mut r = ServerRegistry::new(parse(TEXT), 1);
-        r.set_health(
-            0,
-            0,
-            true,
-            "server checked/a is UP: HTTP 200 (first check, after 1 ms)",
-        );
-        r.set_health(0, 1, true, "");
+        r.set_health(0, 0, true, &first_check());
+        r.set_health(0, 1, true, &first_check());
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 2);
         assert_eq!(
@@ -225,7 +213,7 @@ mod tests {
             "set to DRAIN by ops; health: HTTP 200 (first check, after 1 ms)"
         );
         // A health verdict does not lift DRAIN.
-        r.set_health(0, 0, true, "HTTP 200 (first check, after 1 ms)");
+        r.set_health(0, 0, true, &first_check());
         r.publish();
         assert_eq!(r.tables().load_full().backends[0].selector.candidates(), 1);
         assert_eq!(
@@ -295,9 +283,9 @@ mod tests {
         let mut r = ServerRegistry::new(parse(TEXT), 1);
         let failures = r.check_failures(0, 0);
         failures.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
-        r.set_health(0, 0, true, "");
-        r.set_health(0, 0, true, "");
-        r.set_health(0, 0, false, "");
+        r.set_health(0, 0, true, &first_check());
+        r.set_health(0, 0, true, &first_check());
+        r.set_health(0, 0, false, &first_check());
         r.reload(parse(&TEXT.replace("127.0.0.1:3", "127.0.0.1:9")));
         let v = r.view();
         let a = &v.backends[0].servers[0];

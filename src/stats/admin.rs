@@ -6,9 +6,8 @@ use serde::Deserialize;
 
 use super::http::Reply;
 use super::Sources;
-use crate::control;
 use crate::logging::event;
-use crate::registry::AdminError;
+use crate::registry::{self, AdminError};
 use crate::table::AdminState;
 
 /// `{"backend":"webfarm","server":"web1","state":"drain","weight":3}`; `weight` optional.
@@ -37,7 +36,7 @@ pub fn handle(body: &[u8], who: &str, sources: &Sources) -> Reply {
             )
         }
     };
-    let result = control::lock(&sources.registry).set_admin(
+    let result = registry::lock(&sources.registry).set_admin(
         &action.backend,
         &action.server,
         Some(state),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::report::{BackendRow, Latency, Report, ServerRow};
-use super::timings::WINDOW_MINUTES;
+use crate::counters::WINDOW_MINUTES;
 
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:8px 12px;
@@ -117,7 +117,7 @@ fn vrrp(o: &mut String, r: &Report) {
     o.push_str("<h2>VRRP</h2><div class=\"scroll\"><table>\n");
     o.push_str(
         "<tr><th>Instance</th><th>State</th><th>Priority</th><th>Configured</th>\
-         <th class=\"l\">Master</th><th>Transitions</th></tr>\n",
+         <th class=\"l\">Master or fault</th><th>Transitions</th></tr>\n",
     );
     for v in &r.vrrp {
         let _ = writeln!(
@@ -127,7 +127,7 @@ fn vrrp(o: &mut String, r: &Report) {
             badge(v.state),
             v.priority,
             v.configured_priority,
-            esc(v.master.as_deref().unwrap_or("-")),
+            esc(v.fault.as_deref().or(v.master.as_deref()).unwrap_or("-")),
             v.transitions,
         );
     }

@@ -6,8 +6,6 @@
 
 mod admin;
 mod auth;
-mod counters;
-mod ends;
 mod html;
 mod http;
 mod metrics;
@@ -16,58 +14,25 @@ mod process;
 pub mod report;
 mod server;
 mod timed_io;
-mod timings;
 
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::Stats;
+use crate::control::{LastReload, ReloadStatus};
 use crate::fault::{self, Helper};
 use crate::ha::StatusReader;
 use crate::logging::event;
 use crate::registry::ServerRegistry;
-use crate::worker::Shared;
-pub use counters::{raise_peak, BackendStats, FrontendStats, ServerCell, ServerStats};
-#[cfg(test)] // the worker's test of its reason indices
-pub use ends::END_REASONS;
+use crate::shared::Shared;
 
 /// The report `/stats.json` shows, as of now (without connection rates, which only the
 /// stats thread samples).
 pub fn report_now(sources: &Sources) -> report::Report {
     report::collect(sources, &report::Rates::default())
-}
-
-/// Reloads so far and the last one's result, kept by the control thread.
-#[derive(Debug, Default)]
-pub struct ReloadStatus {
-    pub reloads: u64,
-    pub failed: u64,
-    pub last: Option<LastReload>,
-}
-
-#[derive(Debug, Clone)]
-pub struct LastReload {
-    /// The reload's number (from 1).
-    pub number: u64,
-    pub ok: bool,
-    /// What changed, or why it failed.
-    pub summary: String,
-    pub at: Instant,
-}
-
-impl ReloadStatus {
-    pub fn record(&mut self, number: u64, failed: u64, ok: bool, summary: String) {
-        self.reloads = number;
-        self.failed = failed;
-        self.last = Some(LastReload {
-            number,
-            ok,
-            summary,
-            at: Instant::now(),
-        });
-    }
 }
 
 /// Everything the stats thread reads.
@@ -89,6 +54,17 @@ impl Sources {
     }
 }
 
+/// Why the stats listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} (stats): {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("stats listener on {addr}: TCP_NODELAY: {source}")]
+    NoDelay { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the stats thread: {0}")]
+    Thread(io::Error),
+}
+
 /// The bound stats socket, made before the workers start so that a bad address stops
 /// ringlb at once.
 pub struct StatsListener {
@@ -97,14 +73,15 @@ pub struct StatsListener {
 }
 
 impl StatsListener {
-    pub fn bind(settings: &Stats) -> Result<StatsListener, String> {
-        let listener = TcpListener::bind(settings.bind)
-            .map_err(|e| format!("cannot listen on {} (stats): {e}", settings.bind))?;
+    pub fn bind(settings: &Stats) -> Result<StatsListener, StartError> {
+        let addr = settings.bind;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         // Accepted sockets inherit TCP_NODELAY: a response whose head and body leave in
         // two writes must not wait for the client's delayed ACK (40 ms a poll).
         socket2::SockRef::from(&listener)
             .set_tcp_nodelay(true)
-            .map_err(|e| format!("stats listener on {}: TCP_NODELAY: {e}", settings.bind))?;
+            .map_err(|source| StartError::NoDelay { addr, source })?;
         Ok(StatsListener {
             listener,
             settings: settings.clone(),
@@ -116,7 +93,7 @@ impl StatsListener {
     }
 
     /// Starts the `ringlb-stats` thread.
-    pub fn serve(self, sources: Arc<Sources>) -> Result<(), String> {
+    pub fn serve(self, sources: Arc<Sources>) -> Result<(), StartError> {
         thread::Builder::new()
             .name("ringlb-stats".into())
             .spawn(move || {
@@ -134,7 +111,7 @@ impl StatsListener {
                     }
                 })
             })
-            .map_err(|e| format!("cannot start the stats thread: {e}"))?;
+            .map_err(StartError::Thread)?;
         Ok(())
     }
 }

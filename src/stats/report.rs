@@ -9,13 +9,11 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::ends::EndTotals;
 use super::process::{self, ProcessFacts};
-use super::timings::{Timings, WINDOW_MINUTES};
 use super::Sources;
-use crate::control;
+use crate::counters::{EndTotals, Timings, WINDOW_MINUTES};
 use crate::fault::{self, Helper};
-use crate::registry::RegistryView;
+use crate::registry::{self, RegistryView};
 use crate::table::ServerState;
 use crate::version;
 
@@ -69,8 +67,10 @@ pub struct ReloadRow {
 pub struct VrrpRow {
     pub name: String,
     pub vrid: u8,
-    /// `MASTER`, `BACKUP` or `INIT`.
+    /// `MASTER`, `BACKUP`, `INIT`, or `FAULT` while tracking holds it out.
     pub state: &'static str,
+    /// In FAULT: the tracked script, file or interface that holds it there.
+    pub fault: Option<String>,
     /// Configured priority less the fate-sharing penalty.
     pub priority: u8,
     pub configured_priority: u8,
@@ -231,7 +231,7 @@ impl Rates {
 }
 
 pub fn collect(sources: &Sources, rates: &Rates) -> Report {
-    let view = control::lock(&sources.registry).view();
+    let view = registry::lock(&sources.registry).view();
     let now = Instant::now();
     // The workers' clock, which their latency windows are kept in.
     let since_epoch = now.saturating_duration_since(sources.shared.epoch);
@@ -385,6 +385,7 @@ fn vrrp(sources: &Sources) -> Vec<VrrpRow> {
             name: i.name,
             vrid: i.vrid,
             state: i.state,
+            fault: i.fault,
             priority: i.status.effective_priority,
             configured_priority: i.status.configured_priority,
             master: i

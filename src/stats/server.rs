@@ -22,8 +22,8 @@ use super::report::{self, Rates, Report};
 use super::timed_io::{Cycle, TimedIo, Timeouts};
 use super::Sources;
 use crate::config::Stats;
-use crate::control;
 use crate::logging::event;
+use crate::registry;
 
 /// Connections served at once; one more is accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -104,7 +104,7 @@ impl StatsState {
     /// The reloaded settings (auth, hosts, refresh) when the bind is unchanged, else the
     /// startup's.
     pub fn settings(&self) -> Stats {
-        let reg = control::lock(&self.sources.registry);
+        let reg = registry::lock(&self.sources.registry);
         match &reg.config().stats {
             Some(s) if s.bind == self.startup.bind => s.clone(),
             _ => self.startup.clone(),
@@ -129,7 +129,7 @@ async fn sample_rates(state: Rc<StatsState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let view = control::lock(&state.sources.registry).view();
+        let view = registry::lock(&state.sources.registry).view();
         state.rates.borrow_mut().sample(&view);
     }
 }

@@ -16,7 +16,7 @@ use super::link::{policy, Link, Ops};
 use super::log_line::ConnLine;
 use super::token::{Op, Token};
 use super::{Worker, CONN_FDS};
-use crate::stats;
+use crate::counters;
 use crate::sys;
 use crate::table::Tables;
 
@@ -110,7 +110,7 @@ impl Worker {
             max: t.settings.max,
         });
         f.stats.cells.of(self.id).conns.add(1);
-        stats::raise_peak(&f.stats.peak, f.conns.load(Ordering::Relaxed));
+        counters::raise_peak(&f.stats.peak, f.conns.load(Ordering::Relaxed));
         let conn = Conn::new(
             self.now,
             policy(&tables, frontend, backend),

@@ -18,8 +18,8 @@ use super::token::Op;
 use super::{cancel_fd, Worker, BUF_GROUP};
 use crate::balance::hash_addr;
 use crate::config::SendProxy;
+use crate::counters::{self, ServerCell};
 use crate::proxy;
-use crate::stats::{self, ServerCell};
 use crate::sys::{self, Spliced};
 use crate::table::{BackendTable, Tables};
 
@@ -168,7 +168,7 @@ impl ConnIo for Ops<'_> {
             if before < table.servers[idx].maxconn {
                 link.counted = Some(idx);
                 link.server_idx = Some(idx);
-                stats::raise_peak(&table.servers[idx].stats.peak, before + 1);
+                counters::raise_peak(&table.servers[idx].stats.peak, before + 1);
                 return Pick::Server(idx);
             }
             load.fetch_sub(1, Ordering::Relaxed);

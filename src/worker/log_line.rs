@@ -152,6 +152,7 @@ impl Line for ConnLine<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::{self, Format, Framing, Rfc3339, Style};
 
     fn line() -> ConnLine<'static> {
         ConnLine {
@@ -215,14 +216,11 @@ mod tests {
     #[test]
     fn as_json_every_field_is_typed() {
         let mut out = Vec::new();
-        crate::logging::encode_for_test(
-            crate::logging::Style {
-                format: crate::logging::Format::Json,
-                framing: crate::logging::Framing::Stream,
-            },
-            &line(),
-            &mut out,
-        );
+        let style = Style {
+            format: Format::Json,
+            framing: Framing::Stream,
+        };
+        logging::encode(style, Rfc3339(Duration::ZERO), &line(), &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["kind"], "conn");
         assert_eq!(v["server"], "web1");

@@ -16,19 +16,19 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 
 use crate::balance::PickState;
-use crate::health::PassiveReporter;
 use crate::logging::{self, event, ConnLog};
-use crate::sys;
-use crate::table::{FrontendTable, SharedTables, Tables};
+use crate::shared::{Shared, CONN_FDS};
+use crate::sys::{self, EventFd};
+use crate::table::{SharedTables, Tables};
 use bufring::BufRing;
 use conns::Slot;
 use pipes::PipePool;
@@ -46,13 +46,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// Back-off before accepting again after EMFILE/ENFILE, doubled up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Accepts kept armed per listener near the fd budget. Each holds the fds of one
-/// connection reserved, so accepting can never run past the budget. Far from it one
-/// multishot accept per listener takes every connection (no re-arm per connection), and a
-/// connection reserves its fds when it arrives.
-const ACCEPT_DEPTH: u32 = 16;
-/// File descriptors one connection needs: its client and its server socket.
-pub const CONN_FDS: u32 = 2;
 
 /// Commands from the control thread.
 #[derive(Debug)]
@@ -72,114 +65,6 @@ pub enum Command {
         server: String,
         reply: crossbeam_channel::Sender<usize>,
     },
-}
-
-/// State shared by all workers: connection counts for `maxconn`, the fd budget and
-/// liveness heartbeats. Touched once per connection, never per byte.
-pub struct Shared {
-    pub conns: AtomicU32,
-    /// Global cap; a reload may change it.
-    pub maxconn: AtomicU32,
-    /// File descriptors of connections, reserved before an accept is armed.
-    pub fds: FdBudget,
-    /// Per worker: milliseconds since `epoch` at its last loop turn.
-    pub heartbeats: Vec<AtomicU64>,
-    pub epoch: Instant,
-    /// Unix time at `epoch`, for log timestamps.
-    pub wall_epoch: Duration,
-    /// Where failed connects go for passive health marking.
-    pub passive: PassiveReporter,
-}
-
-impl Shared {
-    fn try_acquire(&self, frontend: &FrontendTable) -> bool {
-        if self.conns.fetch_add(1, Ordering::Relaxed) >= self.maxconn.load(Ordering::Relaxed) {
-            self.conns.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        if frontend.conns.fetch_add(1, Ordering::Relaxed) >= frontend.maxconn {
-            frontend.conns.fetch_sub(1, Ordering::Relaxed);
-            self.conns.fetch_sub(1, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    fn release(&self, frontend: &FrontendTable) {
-        frontend.conns.fetch_sub(1, Ordering::Relaxed);
-        self.conns.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The file descriptors connections may hold, all workers together: the soft
-/// `RLIMIT_NOFILE` less what listeners, rings, pipes, health checks and the stats
-/// listener may need. Every accept reserves a whole connection's fds before it is armed,
-/// so an accepted client always gets its server socket.
-pub struct FdBudget {
-    limit: u32,
-    used: AtomicU32,
-    /// Below this many free fds, each listener keeps one accept armed instead of
-    /// `ACCEPT_DEPTH`, so that accepts armed on a quiet listener do not hold back
-    /// connections another listener could take.
-    low_water: u32,
-    /// At least this many free fds, listeners accept with multishot: room for every
-    /// accept queue of every listener to be taken in one turn.
-    multishot_room: u32,
-}
-
-impl FdBudget {
-    /// `listeners`: listening sockets of all workers together.
-    pub fn new(limit: u32, listeners: usize) -> FdBudget {
-        let listeners = u32::try_from(listeners).unwrap_or(u32::MAX);
-        FdBudget {
-            limit,
-            used: AtomicU32::new(0),
-            low_water: listeners.saturating_mul(ACCEPT_DEPTH * CONN_FDS),
-            multishot_room: listeners.saturating_mul(crate::listener::BACKLOG * CONN_FDS),
-        }
-    }
-
-    /// Free fds multishot accepting needs (see `plenty`).
-    fn multishot_room(&self) -> u32 {
-        self.multishot_room
-    }
-
-    /// Whether the budget is far enough from full for multishot accepts.
-    fn plenty(&self) -> bool {
-        let free = self.limit.saturating_sub(self.used.load(Ordering::Relaxed));
-        free >= self.multishot_room
-    }
-
-    /// How many accepts one listener may keep armed now.
-    fn accept_depth(&self) -> u32 {
-        let free = self.limit.saturating_sub(self.used.load(Ordering::Relaxed));
-        if free >= self.low_water {
-            ACCEPT_DEPTH
-        } else {
-            1
-        }
-    }
-
-    fn try_reserve(&self, n: u32) -> bool {
-        self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                (used + n <= self.limit).then_some(used + n)
-            })
-            .is_ok()
-    }
-
-    fn release(&self, n: u32) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
-    }
-
-    /// Fds reserved now (open connections, held ones and armed accepts).
-    pub fn used(&self) -> u32 {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
 }
 
 /// Why a worker ended.
@@ -206,7 +91,7 @@ pub struct WorkerSpec {
     pub tables: SharedTables,
     pub commands: Receiver<Command>,
     /// eventfd the control thread writes after sending a command.
-    pub wake: Arc<OwnedFd>,
+    pub wake: Arc<EventFd>,
     pub shared: Arc<Shared>,
     /// Most connections this worker holds at once (its share of the fd budget).
     pub max_conns: usize,
@@ -282,8 +167,7 @@ pub struct Worker {
     drain_scanned: Arc<Tables>,
     draining: usize,
     commands: Receiver<Command>,
-    wake: Arc<OwnedFd>,
-    wake_buf: u64,
+    wake: Arc<EventFd>,
     shared: Arc<Shared>,
     tick_ts: Timespec,
     stopping: bool,
@@ -336,7 +220,6 @@ impl Worker {
             snapshot,
             commands: spec.commands,
             wake: spec.wake,
-            wake_buf: 0,
             shared: spec.shared,
             tick_ts: Timespec::from(TICK),
             stopping: false,
@@ -782,14 +665,8 @@ impl Worker {
     }
 
     fn on_wake(&mut self, flags: u32) {
-        // SAFETY: reading 8 bytes into a u64 from our own non-blocking eventfd.
-        unsafe {
-            libc::read(
-                self.wake.as_raw_fd(),
-                (&mut self.wake_buf as *mut u64).cast(),
-                8,
-            );
-        }
+        // WouldBlock (a spurious wake-up) is harmless: the commands are read regardless.
+        let _ = self.wake.read();
         if !cqueue::more(flags) {
             self.arm_wake();
         }

@@ -53,7 +53,7 @@ fn end_index(end: End) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::END_REASONS;
+    use crate::counters::END_REASONS;
 
     #[test]
     fn every_end_counts_under_its_log_name() {

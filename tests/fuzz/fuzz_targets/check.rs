@@ -1,6 +1,6 @@
 //! What must hold for any input of the PROXY parser, shared by the v1 and v2 targets.
 
-use crate::proxy::{self, Header, Tlvs, Version};
+use ringlb::proxy::{self, Header, Tlvs, Version};
 
 /// Parses `input` and checks that a complete header is consistent: its length fits the
 /// input and the limits, no shorter prefix was already decided, and its addresses

@@ -10,11 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-#[path = "../../../src/tls.rs"]
-mod tls;
-
-use tls::{parse_client_hello, Hello};
+use ringlb::tls::{parse_client_hello, Hello};
 
 fuzz_target!(|data: &[u8]| {
     check(data);

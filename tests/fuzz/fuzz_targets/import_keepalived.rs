@@ -6,33 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-#[allow(dead_code)]
-#[path = "../../../src/import/keepalived.rs"]
-mod keepalived;
-#[allow(dead_code)]
-#[path = "../../../src/import/output.rs"]
-mod output;
-#[allow(dead_code)]
-#[path = "../../../src/import/report.rs"]
-mod report;
-#[allow(dead_code)]
-#[path = "../../../src/import/text.rs"]
-mod text;
-#[allow(dead_code)]
-#[path = "../../../src/import/track.rs"]
-mod track;
-#[allow(dead_code)]
-#[path = "../../../src/import/values.rs"]
-mod values;
-#[allow(dead_code)]
-#[path = "../../../src/import/vip.rs"]
-mod vip;
-#[allow(dead_code)]
-#[path = "../../../src/import/vrrp.rs"]
-mod vrrp;
-
-use keepalived::{Node, MAX_DEPTH};
+use ringlb::import::keepalived::{self, Node, MAX_DEPTH};
+use ringlb::import::{report, vrrp};
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();

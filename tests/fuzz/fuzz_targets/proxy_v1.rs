@@ -5,9 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../../src/proxy/mod.rs"]
-mod proxy;
-
 mod check;
 
 fuzz_target!(|data: &[u8]| {

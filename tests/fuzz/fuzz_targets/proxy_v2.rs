@@ -5,9 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../../src/proxy/mod.rs"]
-mod proxy;
-
 mod check;
 
 const SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";

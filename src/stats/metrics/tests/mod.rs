@@ -4,7 +4,7 @@
 mod shipped;
 
 use super::*;
-use crate::stats::ends::{EndCounts, EndTotals};
+use crate::counters::{EndCounts, EndTotals};
 use crate::stats::report::{BackendRow, FrontendRow, Process, ServerRow, VrrpRow};
 
 fn report() -> Report {

@@ -5,7 +5,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use super::counters::Cell;
+use super::Cell;
 
 /// Every `end=` value of the log, in counter order.
 pub const END_REASONS: [&str; 14] = [

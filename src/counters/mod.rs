@@ -4,13 +4,22 @@
 //! instruction, no cache line shared with another worker); the stats thread sums the cells
 //! when it reads. Latency histograms sit in the same cells behind a mutex that the worker
 //! takes once per finished connection and the reader only while merging.
+//!
+//! Below the table, the registry and the workers, which hold and write them; the stats
+//! page reads them.
+
+mod ends;
+mod timings;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::ends::{EndCounts, EndTotals};
-use super::timings::{CellTimings, Timings};
+#[cfg(test)] // the worker's test of its reason indices
+pub use ends::END_REASONS;
+pub use ends::{EndCounts, EndTotals};
+use timings::CellTimings;
+pub use timings::{Timings, WINDOW_MINUTES};
 
 /// Keeps what it holds on cache lines of its own (128 bytes: adjacent-line prefetch pairs
 /// 64-byte lines on x86).

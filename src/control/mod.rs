@@ -1,41 +1,43 @@
 //! The control thread after start-up: turns signals into actions. SIGHUP reloads the
-//! config inside the running process (validate, then apply as a diff: new snapshot,
-//! listeners opened and closed per bind, health targets replaced); SIGTERM/SIGINT drain.
+//! config inside the running process (`reload.rs`); SIGTERM/SIGINT drain; reloads and
+//! connection shutdowns asked on the control socket arrive as jobs (`jobs.rs`). It also
+//! pings systemd's watchdog while every worker turns its loop.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+mod jobs;
+mod reload;
+
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
 use nix::sys::signal::Signal;
 
-use crate::config::{self, Config};
-use crate::ctl::{self, JobKind};
 use crate::fault::{self, Helper};
 use crate::health::{self, Checker};
-use crate::listener;
 use crate::logging::{self, event};
 use crate::notify::Notifier;
-use crate::registry::ServerRegistry;
-use crate::worker::{Command, ListenerSpec, Shared, WorkerExit};
+use crate::registry::{lock, ServerRegistry};
+use crate::shared::Shared;
+use crate::sys::EventFd;
+use crate::worker::{Command, WorkerExit};
+pub use jobs::{Job, JobError, JobKind};
+pub use reload::{LastReload, ReloadError, ReloadStatus};
 
 /// How the control thread reaches one worker.
 pub struct WorkerHandle {
     pub commands: Sender<Command>,
-    pub wake: Arc<OwnedFd>,
+    pub wake: Arc<EventFd>,
 }
 
 impl WorkerHandle {
     fn send(&self, cmd: Command) {
         let _ = self.commands.send(cmd);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a u64 to our own eventfd.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
+        // Fails only when the counter is full: the worker is due to wake anyway.
+        let _ = self.wake.write(1);
     }
 }
 
@@ -52,16 +54,11 @@ pub struct Control {
     /// Shut down (priority 0, VIPs removed) before draining.
     pub vrrp: Option<crate::ha::Vrrp>,
     /// The last reload's result, for the stats page.
-    pub reload_status: Arc<Mutex<crate::stats::ReloadStatus>>,
+    pub reload_status: Arc<Mutex<ReloadStatus>>,
     /// Reloads and connection shutdowns asked for on the control socket.
-    pub jobs: Receiver<ctl::Job>,
+    pub jobs: Receiver<Job>,
     /// systemd's notify socket (READY, RELOADING, STATUS, WATCHDOG, STOPPING).
     pub notifier: Notifier,
-}
-
-pub fn lock(registry: &Mutex<ServerRegistry>) -> MutexGuard<'_, ServerRegistry> {
-    // The registry stays consistent across a panic elsewhere: every change is one store.
-    registry.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Health-check targets of the registry's current config, and the longest check timeout.
@@ -88,7 +85,7 @@ pub fn health_targets(reg: &ServerRegistry) -> (Vec<health::Target>, Duration) {
 pub fn spawn_checker(
     registry: &Arc<Mutex<ServerRegistry>>,
     targets: Vec<health::Target>,
-) -> Result<Checker, String> {
+) -> io::Result<Checker> {
     let reg = registry.clone();
     Checker::spawn(
         targets,
@@ -101,14 +98,13 @@ pub fn spawn_checker(
             // Logged once the new state is what workers see, not before.
             for change in changes.iter().filter(|c| c.generation == reg.generation()) {
                 if change.up {
-                    event!(notice: "{}", change.reason);
+                    event!(notice: "{change}");
                 } else {
-                    event!(warning: "{}", change.reason);
+                    event!(warning: "{change}");
                 }
             }
         }),
     )
-    .map_err(|e| format!("health checker: {e}"))
 }
 
 /// How often the status line (and, without a watchdog, nothing else) is refreshed.
@@ -180,7 +176,7 @@ impl Control {
                 },
                 recv(self.jobs) -> job => match job {
                     Ok(job) => {
-                        let _ = job.reply.send(Err("ringlb is stopping".into()));
+                        let _ = job.reply.send(Err(JobError::Stopping));
                     }
                     // No control socket: never ready again (a closed channel would be
                     // ready at every turn and spin this loop).
@@ -283,47 +279,6 @@ impl Control {
         }
     }
 
-    /// Re-reads the config file. An invalid file changes nothing; a valid one is applied
-    /// as a diff, and one summary line says what changed. Returns that line, or why the
-    /// reload failed.
-    fn reload(&mut self) -> Result<String, String> {
-        self.reloads += 1;
-        let n = self.reloads;
-        self.notifier.reloading();
-        let file = self.config_path.display().to_string();
-        let loaded = config::load(&self.config_path)
-            .and_then(|c| config::host_problems(&file, &c).map(|()| c));
-        let outcome = match loaded {
-            Ok(new) => self.apply(new),
-            Err(e) => {
-                logging::write_text(logging::Level::Error, &e.to_string());
-                Err(format!("configuration invalid:\n{e}"))
-            }
-        };
-        match &outcome {
-            Ok(summary) => {
-                event!(notice: "reload #{n} ok: {summary}");
-                self.record_reload(true, summary.clone());
-            }
-            Err(e) => {
-                self.failed_reloads += 1;
-                match e.strip_prefix("configuration invalid:\n") {
-                    Some(_) => event!(
-                        error: "reload #{n} failed: configuration invalid; still serving the previous one"
-                    ),
-                    None => event!(
-                        error: "reload #{n} failed: {e}; still serving the previous configuration"
-                    ),
-                }
-                self.record_reload(false, e.clone());
-            }
-        }
-        self.notifier.ready(&self.status_line());
-        outcome
-            .map(|s| format!("reload #{n} ok: {s}\n"))
-            .map_err(|e| format!("reload #{n} failed: {e}"))
-    }
-
     /// One line for `systemctl status`: connections, servers up, reloads.
     pub fn status_line(&self) -> String {
         let reg = lock(&self.registry);
@@ -345,134 +300,4 @@ impl Control {
             self.failed_reloads
         )
     }
-
-    /// A job from the control socket.
-    fn run_job(&mut self, job: ctl::Job) {
-        let outcome = match job.kind {
-            JobKind::Reload => {
-                event!(notice: "reload asked by {}", job.who);
-                self.reload()
-            }
-            JobKind::ShutdownSessions { backend, server } => {
-                self.shutdown_sessions(&backend, &server, &job.who)
-            }
-        };
-        let _ = job.reply.send(outcome);
-    }
-
-    /// Closes `backend/server`'s established connections on every worker.
-    fn shutdown_sessions(&self, backend: &str, server: &str, who: &str) -> Result<String, String> {
-        let known = lock(&self.registry)
-            .config()
-            .backends
-            .iter()
-            .any(|b| b.name == backend && b.servers.iter().any(|s| s.name == server));
-        if !known {
-            return Err(format!("no server {backend}/{server}"));
-        }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.broadcast(|| Command::KillServer {
-            backend: backend.to_string(),
-            server: server.to_string(),
-            reply: tx.clone(),
-        });
-        let deadline = crossbeam_channel::after(Duration::from_secs(2));
-        let mut closed = 0;
-        for _ in &self.workers {
-            select! {
-                recv(rx) -> n => closed += n.unwrap_or(0),
-                recv(deadline) -> _ => break,
-            }
-        }
-        event!(notice: "admin {who}: closing {closed} connections of {backend}/{server}");
-        Ok(format!(
-            "closing {closed} connections of {backend}/{server}\n"
-        ))
-    }
-
-    fn record_reload(&self, ok: bool, summary: String) {
-        let mut status = self
-            .reload_status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        status.record(self.reloads, self.failed_reloads, ok, summary);
-    }
-
-    fn apply(&mut self, new: Config) -> Result<String, String> {
-        let old_binds = binds(lock(&self.registry).config());
-        let new_binds = binds(&new);
-        let added: Vec<_> = new_binds
-            .iter()
-            .filter(|a| !old_binds.contains(a))
-            .copied()
-            .collect();
-        let removed: Vec<_> = old_binds
-            .iter()
-            .filter(|a| !new_binds.contains(a))
-            .copied()
-            .collect();
-
-        // Open every new socket before changing anything: a bind that fails leaves the
-        // old configuration in place, whole.
-        let mut per_worker: Vec<Vec<ListenerSpec>> =
-            self.workers.iter().map(|_| Vec::new()).collect();
-        for &addr in &added {
-            let fds = listener::reuseport_group(addr, per_worker.len())
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            for (specs, fd) in per_worker.iter_mut().zip(fds) {
-                specs.push(ListenerSpec { fd, addr });
-            }
-        }
-
-        let log_target = new.log.clone();
-        let log_changed = lock(&self.registry).config().log != log_target;
-        if log_changed {
-            // Opened first: a target that cannot be opened fails the reload, whole.
-            logging::reconfigure(&log_target)
-                .map_err(|e| format!("cannot open the log ({log_target}): {e}"))?;
-        }
-        let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
-        let vrrp_section = new.vrrp.clone();
-        let (mut outcome, targets, carried, generation) = {
-            let mut reg = lock(&self.registry);
-            let (outcome, before) = reg.reload(new);
-            let (targets, _) = health_targets(&reg);
-            let carried = reg.carried_health(&before);
-            (outcome, targets, carried, reg.generation())
-        };
-        self.shared.maxconn.store(maxconn, Ordering::Relaxed);
-
-        // The new snapshot is published: now the new listeners may accept.
-        for (w, specs) in self.workers.iter().zip(per_worker) {
-            if !specs.is_empty() {
-                w.send(Command::AddListeners(specs));
-            }
-        }
-        if !removed.is_empty() {
-            self.broadcast(|| Command::RemoveListeners(removed.clone()));
-        }
-        self.checker
-            .replace(targets, carried, generation)
-            .map_err(|e| format!("health checker: {e}"))?;
-        // The VRRP thread applies priority, peers, tracking and notify in place and logs
-        // what else would need a restart.
-        match &self.vrrp {
-            Some(vrrp) => vrrp.reload(&vrrp_section),
-            None if !vrrp_section.instances.is_empty() => outcome
-                .needs_restart
-                .push("vrrp (no instance ran at start)".to_string()),
-            None => {}
-        }
-        for what in &outcome.needs_restart {
-            event!(warning: "reload: {what} changed; this needs a restart and is not applied");
-        }
-        Ok(outcome.summary)
-    }
-}
-
-fn binds(c: &Config) -> Vec<std::net::SocketAddr> {
-    c.frontends
-        .iter()
-        .flat_map(|f| f.bind.iter().copied())
-        .collect()
 }

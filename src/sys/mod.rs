@@ -1,6 +1,10 @@
 //! Thin, documented wrappers over the few raw syscalls the data path makes outside
-//! io_uring: socket setup, splice(2), shutdown, close. Every `unsafe` block of the data
-//! path lives here, each on an fd or buffer whose validity the caller already owns.
+//! io_uring: socket setup, splice(2), shutdown, close, and the eventfd the threads wake
+//! each other with (`eventfd.rs`). Each `unsafe` block here works on an fd or buffer whose
+//! validity the caller already owns. The data path's few others stay beside what they guard:
+//! the buffer ring's mapping, pushing SQEs, the inspection buffer's length.
+
+mod eventfd;
 
 use std::io;
 use std::mem;
@@ -8,6 +12,8 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use socket2::SockAddr;
+
+pub use eventfd::EventFd;
 
 /// Converts a `-1`-on-error syscall result into an `io::Result`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
