@@ -13,6 +13,7 @@ mod notify;
 mod registry;
 mod shared;
 mod stats;
+mod supervise;
 mod sys;
 mod table;
 #[cfg(feature = "test-hooks")]
@@ -107,6 +108,14 @@ enum Sub {
     /// Convert haproxy.cfg (and keepalived.conf) into a ringlb configuration; exits 0 when
     /// complete, 2 when something was left out (listed on stderr), 1 on error
     Import(import::ImportArgs),
+    /// Take the VRRP instances' VIPs off this box and, where this box held them, send the
+    /// priority-0 advert that hands them to the backup at once. For a ringlb that is gone
+    /// (the unit's ExecStopPost); a running ringlb's supervisor does it by itself.
+    Release {
+        /// The configuration whose VRRP instances to release
+        #[arg(short = 'c', long = "config", value_name = "FILE", required = true)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +129,20 @@ fn main() -> ExitCode {
     }
     if let Some(Sub::Import(args)) = &cli.command {
         return import::run(args);
+    }
+    if let Some(Sub::Release { config }) = &cli.command {
+        return match config::load(config) {
+            Ok(c) => {
+                for line in ha::release(&c.vrrp) {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        };
     }
     if let Some(Sub::Ctl {
         socket,
@@ -166,6 +189,10 @@ fn main() -> ExitCode {
     if let Err(e) = host {
         eprintln!("{e}");
         return ExitCode::from(1);
+    }
+    // With VRRP, a supervising parent releases the VIPs at once if this process dies.
+    if let supervise::Role::Done(code) = supervise::fork_if_needed(&config) {
+        return code;
     }
     fault::install_panic_hook();
     let code = match run(config_path, config, cli.workers.map(usize::from)) {

@@ -63,6 +63,8 @@ fn work_dir() -> PathBuf {
 #[derive(Default)]
 struct Outages {
     crash: Option<Duration>,
+    /// The serving process killed, the box (and ringlb's supervisor) alive.
+    killed: Option<Duration>,
     graceful: Option<Duration>,
     preempt: Option<Duration>,
     stall: Option<Duration>,
@@ -197,6 +199,37 @@ fn ringlb_pair(dir: &Path) -> Outages {
     assert!(lb1
         .log_text()
         .contains("left on veth-lb1 from an earlier run"));
+
+    // The serving process dies (SIGKILL, as the OOM killer would), the box lives: the
+    // supervising parent takes the VIP off and sends priority 0, as a graceful stop does.
+    let serving = lb1.children();
+    assert_eq!(serving.len(), 1, "lb1 runs as supervisor + serving child");
+    let killed = measured(
+        "ringlb serving process killed (SIGKILL)",
+        // SAFETY: plain syscall on the lab's own process.
+        || unsafe {
+            libc::kill(serving[0], libc::SIGKILL);
+        },
+        || wait_vip(2, true, Duration::from_secs(2)),
+    );
+    lb1.reap(Duration::from_secs(2));
+    assert!(
+        killed.outage <= skew + Duration::from_millis(150),
+        "killed serving process: outage {:?} over Skew_Time {skew:?} + 0.15 s",
+        killed.outage
+    );
+    out.killed = Some(killed.outage);
+    assert!(
+        lb1.log_text()
+            .contains("was killed by SIGKILL; releasing its VIPs"),
+        "the supervisor says what happened:\n{}",
+        lb1.log_text()
+    );
+    assert!(lb2
+        .log_text()
+        .contains("BACKUP -> MASTER (master 192.0.2.2 left with priority 0)"));
+    lb1 = ringlb(1, &conf(1), dir, "pair-after-kill");
+    wait_vip(1, true, Duration::from_secs(3)).expect("lb1 preempts after its restart");
 
     // Graceful stop: priority 0, VIP removed, then the drain.
     let graceful = measured(
@@ -451,6 +484,10 @@ fn print_table(ringlb: &Outages, classic: Option<&Outages>) {
         "| master crash (SIGKILL) | {} | {} |",
         ms(ringlb.crash),
         c(|o| o.crash)
+    );
+    eprintln!(
+        "| serving process killed (SIGKILL), box alive | {} | not comparable: HAProxy's death leaves keepalived master |",
+        ms(ringlb.killed)
     );
     eprintln!(
         "| graceful stop (SIGTERM) | {} | {} |",

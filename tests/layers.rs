@@ -18,8 +18,9 @@ const LAYERS: &[&[&str]] = &[
     &["ctl"],
     // The stats page, JSON and metrics: read everything below.
     &["stats"],
-    // The control thread: owns the workers, the VRRP thread, the checker, reloads.
-    &["control"],
+    // The control thread: owns the workers, the VRRP thread, the checker, reloads. The
+    // supervising parent: releases the VIPs when the serving process dies.
+    &["control", "supervise"],
     // The data path and the VRRP thread, each on its own thread(s).
     &["ha", "worker"],
     // Server states by identity, and what the workers share.

@@ -8,6 +8,7 @@ mod iface;
 mod nd;
 mod netlink;
 mod notify;
+mod release;
 mod reload;
 mod router;
 mod socket;
@@ -30,6 +31,7 @@ use crate::logging::event;
 use crate::shared::Shared;
 use crate::sys::EventFd;
 use netlink::Rtnetlink;
+pub use release::release;
 use router::Router;
 use watchdog::Watchdog;
 

@@ -183,11 +183,30 @@ impl Node {
         }
     }
 
+    /// Sends `signal` to the process. SIGSTOP and SIGCONT, which no process can pass on,
+    /// go to its children too (ringlb with VRRP is a supervisor and its serving child;
+    /// keepalived a parent and its VRRP child): the whole balancer freezes.
     pub fn signal(&self, signal: i32) {
-        if let Some(c) = &self.child {
-            // SAFETY: plain syscall on our own child.
-            unsafe { libc::kill(c.id() as i32, signal) };
+        let Some(c) = &self.child else {
+            return;
+        };
+        let pid = c.id() as i32;
+        let mut pids = vec![pid];
+        if signal == libc::SIGSTOP || signal == libc::SIGCONT {
+            pids.extend(children(pid));
         }
+        for pid in pids {
+            // SAFETY: plain syscall on our own child or its children.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    /// The process's children (for ringlb with VRRP: the serving process).
+    pub fn children(&self) -> Vec<i32> {
+        self.child
+            .as_ref()
+            .map(|c| children(c.id() as i32))
+            .unwrap_or_default()
     }
 
     /// Sends `signal` and waits (bounded) for the exit; SIGKILL if it does not come.
@@ -233,6 +252,15 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop(libc::SIGTERM, Duration::from_secs(3));
     }
+}
+
+/// The children of `pid`, from /proc.
+fn children(pid: i32) -> Vec<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// ringlb in lab-lb`lb` on `config`, with the test fault switch on.
