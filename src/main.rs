@@ -19,6 +19,7 @@ mod table;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod version;
+mod watchdog;
 mod worker;
 
 use std::error::Error;
@@ -289,8 +290,10 @@ fn run(
         epoch: Instant::now(),
         wall_epoch: logging::Rfc3339::now().0,
         passive: checker.reporter(),
+        listening: shared::Listening::new(workers),
     });
 
+    control::prepare_migration(workers);
     // Every worker gets its own socket for every bind, all in one SO_REUSEPORT group.
     let mut per_worker: Vec<Vec<ListenerSpec>> = (0..workers).map(|_| Vec::new()).collect();
     for f in &config.frontends {
@@ -415,6 +418,7 @@ fn run(
         }
     };
     let sig_rx = spawn_signal_thread(signals)?;
+    let evictor = (workers > 1).then(|| control::Evictor::new(&shared));
     let control = Control {
         config_path,
         registry,
@@ -428,6 +432,7 @@ fn run(
         reload_status,
         jobs,
         notifier: notify::Notifier::from_env(),
+        evictor,
     };
     control.notifier.ready(&control.status_line());
     let code = control.run(&sig_rx, &exit_rx);

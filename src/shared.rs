@@ -3,7 +3,9 @@
 //! where passive health failures go. Its own module, below the workers, the VRRP thread, the stats page and the control thread,
 //! so that they read it without importing one another.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::health::PassiveReporter;
@@ -32,6 +34,8 @@ pub struct Shared {
     pub wall_epoch: Duration,
     /// Where failed connects go for passive health marking.
     pub passive: PassiveReporter,
+    /// Per worker: the listening sockets it accepts on.
+    pub listening: Listening,
 }
 
 impl Shared {
@@ -122,5 +126,85 @@ impl FdBudget {
 
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+}
+
+/// Each worker's listening sockets, so that the control thread can take a stalled worker
+/// out of the accept path: `shut` stops its sockets listening (the kernel moves their
+/// queued connections to the other sockets of the `SO_REUSEPORT` group when
+/// `net.ipv4.tcp_migrate_req` is 1, and sends new ones only to those), and the worker,
+/// once it runs again, finds its accepts failing with EINVAL and listens again.
+///
+/// A socket is registered while a [`ListenFd`] holds it and unregistered, under the same
+/// lock, before it is closed: `shut` never acts on a closed descriptor whose number a new
+/// connection may have taken.
+pub struct Listening {
+    per_worker: Vec<Mutex<Vec<RawFd>>>,
+}
+
+impl Listening {
+    pub fn new(workers: usize) -> Listening {
+        Listening {
+            per_worker: (0..workers).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    fn with<T>(&self, worker: usize, f: impl FnOnce(&mut Vec<RawFd>) -> T) -> Option<T> {
+        let cell = self.per_worker.get(worker)?;
+        let mut fds = cell.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(f(&mut fds))
+    }
+
+    /// Stops `worker`'s sockets listening; how many it shut.
+    pub fn shut(&self, worker: usize) -> usize {
+        self.with(worker, |fds| {
+            fds.iter()
+                // SAFETY: a registered descriptor is open (unregistered under this lock
+                // before it is closed); shutdown(2) on it has no other effect on memory.
+                .filter(|&&fd| unsafe { libc::shutdown(fd, libc::SHUT_RD) } == 0)
+                .count()
+        })
+        .unwrap_or(0)
+    }
+}
+
+/// A worker's listening socket, registered in [`Listening`] for as long as it is open.
+pub struct ListenFd {
+    fd: OwnedFd,
+    worker: usize,
+    shared: Arc<Shared>,
+}
+
+impl ListenFd {
+    pub fn new(fd: OwnedFd, worker: usize, shared: &Arc<Shared>) -> ListenFd {
+        let raw = fd.as_raw_fd();
+        shared.listening.with(worker, |fds| fds.push(raw));
+        ListenFd {
+            fd,
+            worker,
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl AsFd for ListenFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for ListenFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for ListenFd {
+    fn drop(&mut self) {
+        // Unregistered first; `fd` is closed after this body, when the field drops.
+        let raw = self.fd.as_raw_fd();
+        self.shared
+            .listening
+            .with(self.worker, |fds| fds.retain(|&f| f != raw));
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - SIGRTMIN+3 toggles a stall of every worker (each sleeps in its loop until the next
 //!   one), so the lab tests can show that a hung balancer loses the VIP;
+//! - SIGRTMIN+4 toggles a stall of worker 1 alone (a frozen worker among live ones);
 //! - SIGRTMIN+1 makes worker 0 panic at its next loop turn (a worker fault);
 //! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault).
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use crate::logging::event;
 
 static STALLED: AtomicBool = AtomicBool::new(false);
+static STALLED_1: AtomicBool = AtomicBool::new(false);
 static PANIC_WORKER: AtomicBool = AtomicBool::new(false);
 static PANIC_HEALTH: AtomicBool = AtomicBool::new(false);
 
@@ -22,8 +24,9 @@ pub fn install_if_enabled() {
     if std::env::var_os(ENV).is_none_or(|v| v != "1") {
         return;
     }
-    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 3] = [
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 4] = [
         (libc::SIGRTMIN() + 3, toggle_stall),
+        (libc::SIGRTMIN() + 4, toggle_stall_1),
         (libc::SIGRTMIN() + 1, panic_worker),
         (libc::SIGRTMIN() + 2, panic_health),
     ];
@@ -34,13 +37,17 @@ pub fn install_if_enabled() {
         }
     }
     event!(
-        "{ENV}=1: test fault switches: SIGRTMIN+3 stalls and resumes every worker, SIGRTMIN+1 \
-         panics worker 0, SIGRTMIN+2 panics the health thread"
+        "{ENV}=1: test fault switches: SIGRTMIN+3 stalls and resumes every worker, SIGRTMIN+4 \
+         worker 1 alone, SIGRTMIN+1 panics worker 0, SIGRTMIN+2 panics the health thread"
     );
 }
 
 extern "C" fn toggle_stall(_: libc::c_int) {
     STALLED.fetch_xor(true, Ordering::Relaxed);
+}
+
+extern "C" fn toggle_stall_1(_: libc::c_int) {
+    STALLED_1.fetch_xor(true, Ordering::Relaxed);
 }
 
 extern "C" fn panic_worker(_: libc::c_int) {
@@ -51,10 +58,10 @@ extern "C" fn panic_health(_: libc::c_int) {
     PANIC_HEALTH.store(true, Ordering::Relaxed);
 }
 
-/// Called by each worker once per loop turn: sleeps while the stall switch is on, and
-/// panics worker 0 when asked to.
+/// Called by each worker once per loop turn: sleeps while a stall switch for it is on,
+/// and panics worker 0 when asked to.
 pub fn worker_turn(id: usize) {
-    while STALLED.load(Ordering::Relaxed) {
+    while STALLED.load(Ordering::Relaxed) || (id == 1 && STALLED_1.load(Ordering::Relaxed)) {
         std::thread::sleep(Duration::from_millis(5));
     }
     if id == 0 && PANIC_WORKER.swap(false, Ordering::Relaxed) {

@@ -1,12 +1,14 @@
 //! Faults in threads (test builds with the `test-hooks` feature only): a helper thread
 //! that panics is restarted and forwarding never notices; a worker that panics closes its
 //! connections and the process stops with a non-zero status and a clear log line, so that
-//! the service manager restarts it.
+//! the service manager restarts it; a frozen worker leaves the accept path and the other
+//! worker takes its connections, queued ones included.
 
 pub mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -100,5 +102,76 @@ fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
             && log.contains("worker 0 failed: panicked: test fault switch")
             && log.contains("stopping (exit status 1)"),
         "log:\n{log}"
+    );
+}
+
+/// Opens a connection every 10 ms for `run`, each with a 500 ms answer timeout (as the
+/// lab's client), calling `at(elapsed)` between attempts; returns (attempts, failures).
+fn probe(addr: SocketAddr, run: Duration, mut at: impl FnMut(Duration)) -> (usize, usize) {
+    let start = Instant::now();
+    let mut attempts = Vec::new();
+    while start.elapsed() < run {
+        at(start.elapsed());
+        attempts.push(thread::spawn(move || {
+            let Ok(mut c) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+            else {
+                return false;
+            };
+            echoes(&mut c, b"ping", Duration::from_millis(500))
+        }));
+        thread::sleep(Duration::from_millis(10));
+    }
+    let n = attempts.len();
+    let failed = attempts
+        .into_iter()
+        .map(|a| a.join())
+        .filter(|ok| !matches!(ok, Ok(true)))
+        .count();
+    (n, failed)
+}
+
+#[test]
+fn a_frozen_worker_leaves_the_accept_path_and_its_queue_moves_on() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let lb = Ringlb::launch(
+        &config(2, port, "", "", &servers(&[echo.addr()])),
+        &Launch {
+            env: &[("RINGLB_TEST_FAULTS", "1")],
+            ..Launch::default()
+        },
+    );
+    // Worker 1 freezes at 0.3 s for 1.5 s: without leaving the accept path, half of the
+    // ~150 connections of that time would wait on its listener past their timeout.
+    let (mut frozen, mut thawed) = (false, false);
+    let (attempts, failures) = probe(frontend(port), Duration::from_millis(2_300), |t| {
+        if !frozen && t >= Duration::from_millis(300) {
+            frozen = true;
+            send_rt(&lb, 4);
+        }
+        if !thawed && t >= Duration::from_millis(1_800) {
+            thawed = true;
+            send_rt(&lb, 4);
+        }
+    });
+    let log = lb.log();
+    eprintln!("frozen worker: {failures} of {attempts} connections failed");
+    assert!(
+        log.contains("worker 1 has not turned its loop for"),
+        "the stall is not noticed; log:\n{log}"
+    );
+    assert!(
+        failures <= 2,
+        "{failures} of {attempts} connections failed with one of two workers frozen; log:\n{log}"
+    );
+    lb.wait_for_line(Duration::from_secs(5), |l| {
+        l.contains("worker 1: back in the accept path on")
+    })
+    .unwrap_or_else(|| panic!("worker 1 does not listen again; log:\n{}", lb.log()));
+    // Both workers accept again: nothing fails, and worker 1 takes its share.
+    let (attempts, failures) = probe(frontend(port), Duration::from_millis(500), |_| {});
+    assert_eq!(
+        failures, 0,
+        "{failures} of {attempts} failed after the thaw"
     );
 }

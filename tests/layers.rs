@@ -38,6 +38,7 @@ const LAYERS: &[&[&str]] = &[
         "sys",
         "test_hooks",
         "version",
+        "watchdog",
     ],
     &["logging"],
     // Pure algorithms and codecs.

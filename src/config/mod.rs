@@ -41,6 +41,9 @@ pub struct Config {
     pub pin_workers: Option<bool>,
     pub maxconn: Option<u32>,
     pub grace: Duration,
+    /// A worker whose loop has not turned for this long leaves the accept path: its
+    /// listening sockets are shut, their queued connections move to the other workers.
+    pub worker_stall: Duration,
     /// After a reload removes a server, its established connections may run this long;
     /// `None`: until they finish.
     pub drain_timeout: Option<Duration>,
@@ -138,6 +141,10 @@ pub struct Server {
 
 pub const DEFAULT_RETRIES: u32 = 3;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// The default of `worker_stall`: two idle ticks of a worker, so that a worker that is
+/// only idle is never taken for stalled, and short enough that connections queued on a
+/// stalled worker's listener move on well within a client's patience.
+pub const DEFAULT_WORKER_STALL: Duration = Duration::from_millis(200);
 pub const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     client: Duration::from_secs(50),
@@ -290,6 +297,7 @@ struct RawConfig {
     pin_workers: Option<bool>,
     maxconn: Option<u32>,
     grace: Option<HumanDuration>,
+    worker_stall: Option<HumanDuration>,
     drain_timeout: Option<HumanDuration>,
     frontends: Vec<RawFrontend>,
     backends: Vec<RawBackend>,
@@ -524,6 +532,16 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
             ),
         );
     }
+    let worker_stall = raw.worker_stall.map_or(DEFAULT_WORKER_STALL, |d| d.0);
+    if worker_stall <= vrrp::WORKER_TICK {
+        p.add(
+            "worker_stall".into(),
+            format!(
+                "must be longer than the workers' {}ms tick",
+                vrrp::WORKER_TICK.as_millis()
+            ),
+        );
+    }
     if let Some(f) = raw.state_file.as_ref().filter(|f| !f.is_absolute()) {
         p.add(
             "state_file".into(),
@@ -541,6 +559,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         pin_workers: raw.pin_workers,
         maxconn: raw.maxconn,
         grace: raw.grace.map_or(DEFAULT_GRACE, |d| d.0),
+        worker_stall,
         drain_timeout: raw.drain_timeout.map(|d| d.0),
         frontends,
         backends,

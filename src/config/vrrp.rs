@@ -84,6 +84,19 @@ pub struct Track {
     /// A worker whose loop has not turned for this long counts as stalled.
     pub worker_stall: Duration,
     pub action: TrackAction,
+    /// The action applies while fewer workers than this turn their loop; `None`: half the
+    /// workers, rounded up (one stalled worker of two is covered by the other, which takes
+    /// its connections).
+    pub min_workers: Option<usize>,
+}
+
+impl Track {
+    /// `min_workers` for `workers` workers: at least 1, at most all of them.
+    pub fn min_workers(&self, workers: usize) -> usize {
+        self.min_workers
+            .unwrap_or(workers.div_ceil(2))
+            .clamp(1, workers.max(1))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +166,7 @@ struct RawTrack {
     worker_stall: Option<HumanDuration>,
     penalty: Option<u8>,
     stop_adverts: Option<bool>,
+    min_workers: Option<usize>,
 }
 
 /// `ip/prefix` or a bare `ip` (a /32, as keepalived takes it).
@@ -481,9 +495,19 @@ fn validate_track(t: &RawTrack, at: &str, p: &mut Problems<'_>) -> Track {
             TrackAction::StopAdverts
         }
     };
+    if let Some(n) = t
+        .min_workers
+        .filter(|n| !(1..=super::MAX_WORKERS).contains(n))
+    {
+        p.add(
+            format!("{at}.track.min_workers"),
+            format!("{n} is out of range (1 to {})", super::MAX_WORKERS),
+        );
+    }
     Track {
         worker_stall,
         action,
+        min_workers: t.min_workers,
     }
 }
 
@@ -541,7 +565,8 @@ mod tests {
             i.track,
             Some(Track {
                 worker_stall: Duration::from_millis(250),
-                action: TrackAction::Penalty(60)
+                action: TrackAction::Penalty(60),
+                min_workers: None,
             })
         );
         assert_eq!(i.garp_refresh, Some(Duration::from_secs(60)));

@@ -3,6 +3,7 @@
 //! connection shutdowns asked on the control socket arrive as jobs (`jobs.rs`). It also
 //! pings systemd's watchdog while every worker turns its loop.
 
+mod evict;
 mod jobs;
 mod reload;
 
@@ -24,6 +25,7 @@ use crate::registry::{lock, ServerRegistry};
 use crate::shared::Shared;
 use crate::sys::EventFd;
 use crate::worker::{Command, WorkerExit};
+pub use evict::{prepare_migration, Evictor};
 pub use jobs::{Job, JobError, JobKind};
 pub use reload::{LastReload, ReloadError, ReloadStatus};
 
@@ -59,6 +61,8 @@ pub struct Control {
     pub jobs: Receiver<Job>,
     /// systemd's notify socket (READY, RELOADING, STATUS, WATCHDOG, STOPPING).
     pub notifier: Notifier,
+    /// Takes stalled workers out of the accept path (with more than one worker).
+    pub evictor: Option<Evictor>,
 }
 
 /// Health-check targets of the registry's current config, and the longest check timeout.
@@ -218,9 +222,19 @@ impl Control {
             .unwrap_or(STATUS_PERIOD)
             .min(STATUS_PERIOD);
         let tick = crossbeam_channel::tick(period);
+        let evict_tick = match self.evictor {
+            Some(_) => crossbeam_channel::tick(evict::PERIOD),
+            None => crossbeam_channel::never(),
+        };
         loop {
             select! {
                 recv(tick) -> _ => self.on_tick(),
+                recv(evict_tick) -> _ => {
+                    let stall = lock(&self.registry).config().worker_stall;
+                    if let Some(e) = &mut self.evictor {
+                        e.check(&self.shared, stall);
+                    }
+                },
                 recv(self.jobs) -> job => match job {
                     Ok(job) => self.run_job(job),
                     Err(_) => self.jobs = crossbeam_channel::never(),

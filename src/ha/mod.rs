@@ -13,7 +13,6 @@ mod reload;
 mod router;
 mod socket;
 mod track;
-mod watchdog;
 
 use std::io;
 use std::os::fd::AsFd;
@@ -30,10 +29,10 @@ use crate::fault::{self, Helper};
 use crate::logging::event;
 use crate::shared::Shared;
 use crate::sys::EventFd;
+use crate::watchdog::Watchdog;
 use netlink::Rtnetlink;
 pub use release::release;
 use router::Router;
-use watchdog::Watchdog;
 
 /// How often the heartbeats are read when an instance tracks the workers.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
@@ -403,9 +402,9 @@ impl Runner {
             .heartbeats
             .iter()
             .map(|b| b.load(Ordering::Relaxed));
-        let oldest = watchdog.check(now_ms, beats);
+        let ages = watchdog.check(now_ms, beats);
         for r in &mut self.routers {
-            r.on_worker_health(now, oldest, &mut self.io);
+            r.on_worker_health(now, &ages, &mut self.io);
         }
     }
 

@@ -13,10 +13,10 @@ use super::iface::{self, Interface};
 use super::nd::NaSocket;
 use super::reload::needs_restart;
 use super::socket::VrrpSocket;
-use super::watchdog::Oldest;
 use super::{InstanceStatus, Io};
 use crate::config::{TrackAction, VrrpInstance};
 use crate::logging::event;
+use crate::watchdog::Ages;
 
 /// Drop and send-error lines per instance at most this often (a flood must not flood the
 /// log).
@@ -265,27 +265,36 @@ impl Router {
         }
     }
 
-    /// Fate-sharing: applies or lifts the configured action when the slowest worker's age
-    /// crosses `track.worker_stall`.
-    pub(super) fn on_worker_health(&mut self, now: vrrp::Instant, oldest: Oldest, io: &mut Io) {
+    /// Fate-sharing: applies the configured action while fewer than `track.min_workers`
+    /// workers have turned their loop within `track.worker_stall`, lifts it when enough do.
+    pub(super) fn on_worker_health(&mut self, now: vrrp::Instant, ages: &Ages, io: &mut Io) {
         let Some(track) = self.cfg.track else {
             return;
         };
-        let stalled = u128::from(oldest.age_ms) > track.worker_stall.as_millis();
+        let limit = track.worker_stall.as_millis() as u64;
+        let workers = ages.0.len();
+        let min = track.min_workers(workers);
+        let live = ages.live(limit);
+        let stalled = live < min;
         if stalled == self.stalled {
             return;
         }
         self.stalled = stalled;
         let name = &self.cfg.name;
         let why = if stalled {
+            let oldest = ages.oldest();
+            let which: Vec<String> = ages.stalled(limit).map(|w| w.to_string()).collect();
             format!(
-                "worker {} has not turned its loop for {}ms (limit {}ms)",
+                "worker {} has not turned its loop for {}ms (limit {limit}ms; stalled: {}; \
+                 {live} of {workers} live, {min} needed)",
                 oldest.worker,
                 oldest.age_ms,
-                track.worker_stall.as_millis()
+                which.join(", "),
             )
-        } else {
+        } else if live == workers {
             "every worker turns its loop again".to_string()
+        } else {
+            format!("{live} of {workers} workers turn their loop again ({min} needed)")
         };
         match track.action {
             TrackAction::Penalty(p) => {

@@ -26,7 +26,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring};
 
 use crate::balance::PickState;
 use crate::logging::{self, event, ConnLog};
-use crate::shared::{Shared, CONN_FDS};
+use crate::shared::{ListenFd, Shared, CONN_FDS};
 use crate::sys::{self, EventFd};
 use crate::table::{SharedTables, Tables};
 use bufring::BufRing;
@@ -103,7 +103,7 @@ pub struct WorkerSpec {
 struct Listener {
     /// None once closed (stopping, or removed by a reload); the entry stays so that
     /// indices in tokens stay valid.
-    fd: Option<OwnedFd>,
+    fd: Option<ListenFd>,
     addr: SocketAddr,
     /// Reserved single-shot accepts armed on it, each holding one connection's fds and
     /// slot reserved.
@@ -121,9 +121,9 @@ struct Listener {
 }
 
 impl Listener {
-    fn new(spec: ListenerSpec) -> Listener {
+    fn new(spec: ListenerSpec, worker: usize, shared: &Arc<Shared>) -> Listener {
         Listener {
-            fd: Some(spec.fd),
+            fd: Some(ListenFd::new(spec.fd, worker, shared)),
             addr: spec.addr,
             pending: 0,
             multishot: false,
@@ -204,7 +204,11 @@ impl Worker {
             id: spec.id,
             bufs,
             pipes,
-            listeners: spec.listeners.into_iter().map(Listener::new).collect(),
+            listeners: spec
+                .listeners
+                .into_iter()
+                .map(|l| Listener::new(l, spec.id, &spec.shared))
+                .collect(),
             slots: Vec::with_capacity(spec.max_conns),
             free: Vec::new(),
             live: 0,
@@ -473,6 +477,7 @@ impl Worker {
                     }
                     return;
                 }
+                libc::EINVAL if self.relisten(i) => {}
                 _ => event!(
                     warning: "worker {}: accept on {}: {}",
                     self.id,
@@ -536,6 +541,7 @@ impl Worker {
                     self.arm_accept_backoff(i);
                 }
             }
+            libc::EINVAL if self.relisten(i) => self.fill_accepts(i),
             _ => {
                 event!(warning:
                     "worker {}: accept on {}: {}",
@@ -546,6 +552,40 @@ impl Worker {
                 self.fill_accepts(i);
             }
         }
+    }
+
+    /// After EINVAL from an accept: if listener `i` was shut while this worker was stalled
+    /// (see `Listening::shut`), listens on it again and says so; true when it listens now.
+    fn relisten(&mut self, i: usize) -> bool {
+        if self.stopping {
+            return false;
+        }
+        let l = &self.listeners[i];
+        let Some(fd) = l.fd.as_ref() else {
+            return false;
+        };
+        let listening =
+            nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::AcceptConn).unwrap_or(true);
+        if listening {
+            return true;
+        }
+        let backlog = i32::try_from(crate::listener::BACKLOG).unwrap_or(i32::MAX);
+        // SAFETY: listen(2) on the listener's own open descriptor.
+        if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+            event!(error:
+                "worker {}: cannot listen on {} again: {}",
+                self.id,
+                l.addr,
+                io::Error::last_os_error()
+            );
+            return false;
+        }
+        event!(notice:
+            "worker {}: back in the accept path on {} (it was taken out while stalled)",
+            self.id,
+            l.addr
+        );
+        true
     }
 
     fn arm_accept_backoff(&mut self, i: usize) {
@@ -677,7 +717,8 @@ impl Worker {
                         if self.stopping {
                             continue;
                         }
-                        self.listeners.push(Listener::new(spec));
+                        self.listeners
+                            .push(Listener::new(spec, self.id, &self.shared));
                         self.fill_accepts(self.listeners.len() - 1);
                     }
                 }
