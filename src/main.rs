@@ -180,9 +180,13 @@ fn main() -> ExitCode {
     };
     // What this host lacks (a VRRP interface) stops a start, but --check may run elsewhere.
     let host = config::host_problems(&config_path.display().to_string(), &config);
+    let advice = config.advice(&config_path.display().to_string());
     if cli.check {
         if let Err(e) = host {
             eprintln!("{}", e.warnings());
+        }
+        if let Some(a) = &advice {
+            eprintln!("{}", a.warnings());
         }
         println!("{}: configuration is valid", config_path.display());
         return ExitCode::SUCCESS;
@@ -240,6 +244,11 @@ fn run(
     .map_err(|e| format!("cannot open the log ({}): {e}", config.log))?;
     #[cfg(feature = "test-hooks")]
     test_hooks::install_if_enabled();
+    if let Some(advice) = config.advice(&config_path.display().to_string()) {
+        for line in advice.warnings().to_string().lines() {
+            event!(warning: "{line}");
+        }
+    }
 
     let cpus = usable_cpus();
     let workers = workers_override

@@ -126,8 +126,11 @@ fn malformed_files_are_clear_errors_with_their_line() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A backend whose servers are all host names (ringlb takes addresses) is kept without
+/// servers, as HAProxy keeps one it cannot resolve: the frontend converts, every left-out
+/// server is named, the import is partial and passes --check.
 #[test]
-fn nothing_to_forward_is_an_error() {
+fn a_backend_of_host_names_is_kept_without_servers() {
     let dir = temp_dir("import");
     let h = dir.join("haproxy.cfg");
     fs::write(
@@ -136,17 +139,18 @@ fn nothing_to_forward_is_an_error() {
     )
     .unwrap();
     let out = import(&[&h]);
-    assert_eq!(out.status.code(), Some(1));
+    let report = assert_converted(&out, "host names");
+    assert_eq!(out.status.code(), Some(2), "partial: {report}");
     let h = h.display();
-    assert_eq!(
-        text(&out.stderr),
-        format!(
-            "{h}:3: db has no usable server left: left out\n\
-             {h}:5: server db1: \"db1.lan\" is a host name; ringlb takes IP addresses only: left out (resolve it and put the address)\n\
-             ringlb import: nothing to forward: no frontend could be converted (see above)\n"
-        )
-    );
-    assert!(out.stdout.is_empty());
+    for want in [
+        format!("{h}:3: db has no usable server left: kept without servers, its clients are closed until you add them\n"),
+        format!("{h}:5: server db1: \"db1.lan\" is a host name; ringlb takes IP addresses only: left out (resolve it and put the address)\n"),
+    ] {
+        assert!(report.contains(&want), "no {want:?} in\n{report}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["frontends"][0]["backend"], "db");
+    assert_eq!(json["backends"][0]["servers"], serde_json::json!([]));
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -212,8 +216,8 @@ fn keepalived_samples_when_installed() {
 }
 
 /// The files of `../shared/import-cases/` (public projects' configs, never copied here):
-/// each converts to a config that passes --check, or, when every server is a host name,
-/// fails with each one reported; the oddities SOURCES.md lists are reported with their
+/// each converts to a config that passes --check (a backend whose servers are all host
+/// names is kept without servers); the oddities SOURCES.md lists are reported with their
 /// lines.
 #[test]
 fn import_cases_when_present() {
@@ -227,26 +231,21 @@ fn import_cases_when_present() {
     let minimal = dir.join("haproxy.cfg");
     fs::write(&minimal, MINIMAL_HAPROXY).unwrap();
 
-    // file, converted (or every server a host name), lines the report must name.
-    let haproxy: &[(&str, bool, &[&str])] = &[
-        ("haproxy-01.cfg", true, &[":20: note: sni_proxy: no default_backend", ":30: \"zv.xx.yy\" looks like a placeholder", ":31:", ":32:"]),
-        ("haproxy-02.cfg", true, &[":16: stats without auth", ":23: on-marked-down shutdown-sessions"]),
-        ("haproxy-03.cfg", false, &[":36: server bootstrap: \"bootstrap.kube1.okd412.piensoluegoinstalo.com\" is a host name"]),
-        ("haproxy-04.cfg", true, &[":116: server vultr-trojan-us: \"xx.xx.xx.xx\" is a placeholder, not an address: left out (put the real address)", ":36: nbproc"]),
-        ("haproxy-05.cfg", false, &[":40: server mysql2: \"mysql2\" is a host name"]),
-        ("haproxy-06.cfg", false, &[":32: server redis1: \"redis1\" is a host name"]),
-        ("haproxy-07.cfg", false, &[":46: log-format", ":65: bind \"/tmp/haproxy-tls-termination.sock\" is not a TCP address", ":65: bind ... ssl", ":90: server pages_server: \"pages\" is a host name"]),
-        ("haproxy-08.cfg", true, &[":14: listen http_health_check has no server: left out", ":53: cookie persistence", ":55: option forwardfor"]),
+    // file, lines the report must name.
+    let haproxy: &[(&str, &[&str])] = &[
+        ("haproxy-01.cfg", &[":20: note: sni_proxy: no default_backend", ":30: \"zv.xx.yy\" looks like a placeholder", ":31:", ":32:"]),
+        ("haproxy-02.cfg", &[":16: stats without auth", ":23: on-marked-down shutdown-sessions"]),
+        ("haproxy-03.cfg", &[":36: server bootstrap: \"bootstrap.kube1.okd412.piensoluegoinstalo.com\" is a host name"]),
+        ("haproxy-04.cfg", &[":116: server vultr-trojan-us: \"xx.xx.xx.xx\" is a placeholder, not an address: left out (put the real address)", ":36: nbproc"]),
+        ("haproxy-05.cfg", &[":40: server mysql2: \"mysql2\" is a host name"]),
+        ("haproxy-06.cfg", &[":32: server redis1: \"redis1\" is a host name"]),
+        ("haproxy-07.cfg", &[":46: log-format", ":65: bind \"/tmp/haproxy-tls-termination.sock\" is not a TCP address", ":65: bind ... ssl", ":90: server pages_server: \"pages\" is a host name"]),
+        ("haproxy-08.cfg", &[":14: listen http_health_check has no server: left out", ":53: cookie persistence", ":55: option forwardfor"]),
     ];
-    for (name, converts, lines) in haproxy {
+    for (name, lines) in haproxy {
         let path = case(name);
         let out = import(&[&path]);
-        let report = if *converts {
-            assert_converted(&out, name)
-        } else {
-            assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out.stderr));
-            text(&out.stderr)
-        };
+        let report = assert_converted(&out, name);
         for line in *lines {
             let want = format!("{}{line}", path.display());
             assert!(report.contains(&want), "{name}: no {want:?} in\n{report}");
@@ -271,15 +270,15 @@ fn import_cases_when_present() {
             assert!(report.contains(&want), "{name}: no {want:?} in\n{report}");
         }
     }
-    // The pairs that belong together: their servers are host names, so nothing converts,
-    // but both files are read and reported.
+    // The pairs that belong together: their servers are host names, kept out of backends
+    // that still convert with their VRRP instances.
     for (h, k) in [
         ("haproxy-05.cfg", "keepalived-02.conf"),
         ("haproxy-06.cfg", "keepalived-04.conf"),
     ] {
         let out = import(&[&case(h), &case(k)]);
-        assert_eq!(out.status.code(), Some(1));
-        let report = text(&out.stderr);
+        let report = assert_converted(&out, h);
+        assert!(text(&out.stdout).contains("\"instances\""), "{h}");
         assert!(report.contains(&case(k).display().to_string()), "{report}");
     }
     let _ = fs::remove_dir_all(&dir);

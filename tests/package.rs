@@ -57,6 +57,18 @@ fn the_deb_installs_checks_its_config_and_purges() {
     ok(&run("getent", &["passwd", "ringlb"]), "the ringlb user");
     let unit = std::fs::read_to_string("/lib/systemd/system/ringlb.service").expect("unit");
     assert!(unit.contains("ExecStart=/usr/sbin/ringlb -c /etc/ringlb/ringlb.json"));
+    let sysctl = std::fs::read_to_string("/usr/lib/sysctl.d/60-ringlb.conf").expect("sysctl.d");
+    assert!(
+        sysctl.contains("\nnet.ipv4.tcp_migrate_req = 1\n"),
+        "{sysctl}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+            .ok()
+            .as_deref(),
+        Some("1\n"),
+        "postinst applies it"
+    );
 
     ok(&run("dpkg", &["--purge", "ringlb"]), "dpkg --purge");
     assert!(!Path::new("/usr/sbin/ringlb").exists());

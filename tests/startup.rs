@@ -132,3 +132,88 @@ fn second_instance_on_the_same_address_is_refused() {
         assert_eq!(first.conn_line(local).field("server"), "be/s1");
     }
 }
+
+/// Makes `io_uring_setup` fail with EPERM in the child, as a container runtime's default
+/// seccomp profile does.
+fn deny_io_uring(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (prctl) between fork and exec; the filter
+    // program outlives the call that installs it.
+    unsafe {
+        cmd.pre_exec(|| {
+            let filter = [
+                // A = seccomp_data.nr
+                libc::sock_filter {
+                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 1,
+                    k: libc::SYS_io_uring_setup as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn io_uring_blocked_by_seccomp_is_named_at_start() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let cfg = config(1, port, "", "", &servers(&[echo.addr()]));
+    let dir = temp_dir("seccomp");
+    let path = dir.join("ringlb.json");
+    std::fs::write(&path, &cfg).expect("write config");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ringlb"));
+    cmd.arg("-c").arg(&path).stdin(std::process::Stdio::null());
+    deny_io_uring(&mut cmd);
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ringlb under the filter");
+    let status = wait_for(IO_TIMEOUT, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        status.is_some_and(|s| s.code() == Some(1)),
+        "ringlb without io_uring must exit 1 ({status:?}):\n{stderr}"
+    );
+    assert!(
+        stderr.contains("io_uring is blocked, most likely by a seccomp profile"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -64,6 +64,19 @@ pub struct Config {
     /// What this file needs of the host it runs on, each with where it is written; see
     /// `host_problems`.
     host_needs: Vec<host_check::Need>,
+    /// Valid but probably not what was meant (tracking that cannot move the VIP): shown by
+    /// `--check` and logged at start as warnings.
+    advice: Vec<ConfigError>,
+}
+
+impl Config {
+    /// Valid settings that probably do not do what was meant, as warnings of `file`.
+    pub fn advice(&self, file: &str) -> Option<ConfigErrors> {
+        (!self.advice.is_empty()).then(|| ConfigErrors {
+            file: file.to_string(),
+            errors: self.advice.clone(),
+        })
+    }
 }
 
 /// Where the control socket is when the config does not say.
@@ -513,6 +526,32 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
     let host_needs = host_check::needs(&vrrp, spans);
+    let empty = backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.servers.is_empty())
+        .map(|(i, b)| {
+            (
+                format!("backends[{i}].servers"),
+                format!(
+                    "backend {:?} has no servers: its connections are closed at once, as \
+                     HAProxy's \"no server available\" (add servers and reload)",
+                    b.name
+                ),
+            )
+        });
+    let advice = empty
+        .chain(vrrp.advice())
+        .map(|(path, message)| {
+            let (line, column) = spans.locate(&path).unwrap_or((0, 0));
+            ConfigError {
+                path,
+                message,
+                line,
+                column,
+            }
+        })
+        .collect();
     let stats = raw.stats.as_ref().map(|s| stats::validate(s, &mut p));
     let log = raw
         .log
@@ -569,17 +608,12 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         control_socket,
         state_file: raw.state_file,
         host_needs,
+        advice,
     })
 }
 
 fn validate_backend(i: usize, b: &RawBackend, p: &mut Problems<'_>) -> Backend {
     let at = format!("backends[{i}]");
-    if b.servers.is_empty() {
-        p.add(
-            format!("{at}.servers"),
-            format!("backend {:?} has no servers", b.name),
-        );
-    }
     if b.servers.len() > MAX_SERVERS {
         p.add(
             format!("{at}.servers"),

@@ -107,7 +107,6 @@ fn every_semantic_problem_is_reported() {
         "x.json: frontends[0].backend: unknown backend \"nope\" (line 3, column 58)",
         "x.json: frontends[1].name: duplicate frontend name \"web\" (first at frontends[0]) (line 4, column 15)",
         "x.json: frontends[1].bind: at least one address is required (line 4, column 30)",
-        "x.json: backends[0].servers: backend \"empty\" has no servers (line 7, column 35)",
         "x.json: backends[1].timeouts.connect: must be greater than zero (line 8, column 48)",
         "x.json: backends[1].servers: every server of backend \"zero\" has weight 0 (line 9, column 18)",
         "x.json: backends[1].servers[1].name: duplicate server name \"a\" (first at servers[0]) (line 10, column 30)",

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{HumanDuration, Problems};
 
+mod election;
 mod hooks;
 
 pub use hooks::{InstanceHooks, TrackFile, TrackScript};
@@ -63,6 +64,9 @@ pub struct VrrpInstance {
     pub garp_delay: Duration,
     pub garp_refresh: Option<Duration>,
     pub track: Option<Track>,
+    /// The other node's priority, when known: only for `--check`'s advice on whether a
+    /// penalty or a tracked weight can make this node lose the election.
+    pub peer_priority: Option<u8>,
     /// Run as `notify INSTANCE STATE` on every transition. A command line is accepted
     /// (keepalived's `notify` with arguments).
     pub notify: Option<PathBuf>,
@@ -150,6 +154,7 @@ struct RawInstance {
     garp_delay: Option<HumanDuration>,
     garp_refresh: Option<HumanDuration>,
     track: Option<RawTrack>,
+    peer_priority: Option<u8>,
     notify: Option<PathBuf>,
     track_scripts: Option<Vec<hooks::RawTracked>>,
     track_interfaces: Option<Vec<hooks::RawTracked>>,
@@ -262,6 +267,18 @@ pub(super) fn validate(raw: &RawVrrp, p: &mut Problems<'_>) -> Vrrp {
         scripts,
         files,
         notify_timeout,
+    }
+}
+
+impl Vrrp {
+    /// Tracking that cannot move the VIP (see `election`): `(JSON path, message)` pairs.
+    pub(super) fn advice(&self) -> Vec<election::Advice> {
+        let names: Vec<&str> = self.scripts.iter().map(|s| s.name.as_str()).collect();
+        self.instances
+            .iter()
+            .enumerate()
+            .flat_map(|(i, inst)| election::advice(i, inst, &names))
+            .collect()
     }
 }
 
@@ -412,6 +429,12 @@ fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpIns
     }
 
     let track = r.track.as_ref().map(|t| validate_track(t, at, p));
+    if let Some(n) = r.peer_priority.filter(|n| !(1..=254).contains(n)) {
+        p.add(
+            format!("{at}.peer_priority"),
+            format!("{n} is not 1 to 254 (a backup's priority)"),
+        );
+    }
     if let Some(n) = r.notify.as_ref().filter(|n| n.as_os_str().is_empty()) {
         p.add(format!("{at}.notify"), format!("{n:?} is not a command"));
     }
@@ -435,6 +458,7 @@ fn validate_instance(r: &RawInstance, at: &str, p: &mut Problems<'_>) -> VrrpIns
         garp_delay: r.garp_delay.map_or(DEFAULT_GARP_DELAY, |d| d.0),
         garp_refresh,
         track,
+        peer_priority: r.peer_priority,
         notify: r.notify.clone(),
         hooks: InstanceHooks::default(),
     }
@@ -700,5 +724,64 @@ mod tests {
             e.contains("vrrp.instances[0].vips[0]: \"192.0.2.300/24\" is not an address"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn check_says_when_tracking_cannot_move_the_vip() {
+        // The seed tutorials' pair: priorities 150 and 100, `weight 2`.
+        let advice = |tracking: &str| {
+            let text = with_vrrp(&format!(
+                r#"{{ "scripts": [ {{ "name": "chk_haproxy", "script": "true", "weight": 2 }} ],
+  "instances": [ {{ "name": "VI_1", "interface": "eth0", "vrid": 51, "priority": 150,
+    "vips": ["192.0.2.10/24"], {tracking} }} ] }}"#
+            ));
+            parse("x.json", &text)
+                .unwrap()
+                .advice("x.json")
+                .map(|a| a.warnings().to_string())
+        };
+        let peer = r#""peer_priority": 100"#;
+        assert_eq!(
+            advice(&format!(
+                r#"{peer}, "track_scripts": [ {{ "name": "chk_haproxy" }} ]"#
+            ))
+            .as_deref(),
+            Some(
+                "x.json: warning: vrrp.instances[0].track_scripts[0]: script \"chk_haproxy\" \
+                 failing lowers priority 150 by 2 to 148, still above peer_priority 100: the \
+                 VIP never moves on it (lower the priority or use a larger weight) (line 5, \
+                 column 73)"
+            )
+        );
+        let ok =
+            format!(r#"{peer}, "track_scripts": [ {{ "name": "chk_haproxy", "weight": -60 }} ]"#);
+        assert_eq!(advice(&ok), None);
+        assert_eq!(
+            advice(&format!(r#"{peer}, "track": {{ "penalty": 60 }}"#)),
+            None
+        );
+        let tie = advice(&format!(r#"{peer}, "track": {{ "penalty": 50 }}"#)).unwrap();
+        assert!(
+            tie.contains("track.penalty: a worker stall lowers priority 150 by 50 to 100")
+                && tie.contains("equal to peer_priority 100"),
+            "{tie}"
+        );
+        let down =
+            format!(r#"{peer}, "track_interfaces": [ {{ "name": "eth1", "weight": -20 }} ]"#);
+        assert!(advice(&down)
+            .unwrap()
+            .contains("interface \"eth1\" going down"));
+        // Without the peer's priority nothing can be said; the backup's tracking never
+        // has to move anything.
+        assert_eq!(advice(r#""track": { "penalty": 1 }"#), None);
+        assert_eq!(
+            advice(r#""peer_priority": 200, "track": { "penalty": 1 }"#),
+            None
+        );
+        assert!(errors(
+            r#"{ "instances": [ { "name": "VI_1", "interface": "eth0", "vrid": 51,
+  "vips": ["192.0.2.10/24"], "peer_priority": 255 } ] }"#
+        )
+        .contains("vrrp.instances[0].peer_priority: 255 is not 1 to 254"));
     }
 }

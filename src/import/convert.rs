@@ -297,14 +297,19 @@ fn backend(
         params.push((s.line, sp, addr));
     }
     if servers.is_empty() {
+        // Kept, as HAProxy keeps a backend whose servers it cannot use: its frontends still
+        // convert, and their clients are closed at once until servers are added.
         r.warn(
             H,
             p.line,
-            format!("{} has no usable server left: left out", p.name),
+            format!(
+                "{} has no usable server left: kept without servers, its clients are closed \
+                 until you add them",
+                p.name
+            ),
         );
-        return None;
     }
-    if servers.iter().all(|s| s.weight == Some(0)) {
+    if !servers.is_empty() && servers.iter().all(|s| s.weight == Some(0)) {
         r.warn(
             H,
             p.line,

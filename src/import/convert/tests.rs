@@ -110,6 +110,8 @@ backend gone
         json!({
             "frontends": [ {
                 "name": "web", "bind": ["0.0.0.0:80", "[::]:80"], "backend": "farm", "maxconn": 2000
+            }, {
+                "name": "other", "bind": ["192.0.2.10:8080"], "backend": "gone"
             } ],
             "backends": [ {
                 "name": "farm", "balance": "leastconn",
@@ -119,6 +121,10 @@ backend gone
                     { "name": "a", "addr": "192.0.2.21:80", "weight": 256, "send_proxy": "v2" },
                     { "name": "d", "addr": "192.0.2.24:8080", "weight": 0, "send_proxy": "v2" }
                 ]
+            }, {
+                "name": "gone",
+                "timeouts": { "connect": "5s", "client": "1m", "server": "1m" },
+                "servers": []
             } ]
         })
     );
@@ -126,8 +132,6 @@ backend gone
         found,
         [
             "8: 0.0.0.0:80 is already bound by web: left out",
-            "11: frontend other forwards to no backend: left out",
-            "13: backend \"gone\" was not converted: left out",
             "15: 0.0.0.0:80 is already bound by web: left out",
             "14: dup has no usable bind: left out",
             "17: listen empty has no server: left out",
@@ -136,7 +140,7 @@ backend gone
             "25: server c: \"xx.xx.xx.xx\" is a placeholder, not an address: left out",
             "26: note: server d is disabled: weight 0 (POST /admin/server gives it a weight)",
             "27: a second server named \"a\": left out",
-            "28: gone has no usable server left: left out",
+            "28: gone has no usable server left: kept without servers, its clients are closed until you add them",
             "29: server z: \"xx.xx.xx.xx\" is a placeholder, not an address: left out",
         ]
         .iter()
