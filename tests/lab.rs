@@ -18,6 +18,8 @@ mod keepalived;
 mod nodes;
 #[path = "lab/probe.rs"]
 mod probe;
+#[path = "lab/split.rs"]
+mod split;
 #[path = "lab/tracking.rs"]
 mod tracking;
 
@@ -73,7 +75,19 @@ struct Outages {
     fault: Option<Duration>,
     /// A tracked script failing, its weight taking the master under the backup.
     script: Option<Duration>,
+    /// One of the master's two workers (HAProxy threads) frozen for [`FREEZE`].
+    frozen_worker: Option<Outcome>,
+    /// The client-seen outage after each healed split brain.
+    split: Vec<Outcome>,
 }
+
+/// Split brains the ringlb pair must heal within a second, every one of them.
+const SPLIT_REPS: usize = 10;
+/// The same for keepalived + HAProxy, for the table (not a pass/fail bar: it races).
+const SPLIT_REPS_CLASSIC: usize = 3;
+
+/// How long the frozen-worker scenario keeps one worker (or HAProxy thread) stopped.
+const FREEZE: Duration = Duration::from_millis(1500);
 
 #[test]
 fn lab() {
@@ -86,6 +100,7 @@ fn lab() {
     eprintln!("lab: logs in {}", dir.display());
 
     let mut ringlb_numbers = ringlb_pair(&dir);
+    ringlb_numbers.split = ringlb_split_brain(&dir);
     malformed_adverts(&dir);
     tracking::tracking(&dir, &mut ringlb_numbers);
 
@@ -270,7 +285,41 @@ fn ringlb_pair(dir: &Path) -> Outages {
     // Workers resume: the penalty is lifted and lb1 preempts back.
     lb1.signal(libc::SIGRTMIN() + 3);
     wait_vip(1, true, Duration::from_secs(3)).expect("lb1 master again once its workers run");
-    assert!(lb1.log_text().contains("every worker turns its loop again"));
+    // With `min_workers` 1 of 2, the first worker to turn again restores the priority.
+    let log = lb1.log_text();
+    assert!(
+        log.contains("every worker turns its loop again")
+            || log.contains("1 of 2 workers turn their loop again"),
+        "{log}"
+    );
+
+    // One worker of two frozen: it leaves the accept path (worker_stall), the other takes
+    // every new connection, the VIP stays (track.min_workers defaults to half the workers).
+    let frozen_worker = measured(
+        "ringlb one worker of two frozen",
+        || lb1.signal(libc::SIGRTMIN() + 4),
+        || {
+            thread::sleep(FREEZE);
+            lb1.signal(libc::SIGRTMIN() + 4);
+            Ok(FREEZE)
+        },
+    );
+    assert_eq!(
+        vip_holders(),
+        vec![1],
+        "one frozen worker does not move the VIP"
+    );
+    assert!(
+        frozen_worker.failures <= 2,
+        "one frozen worker of two cost {} connections (HAProxy's bar: 2)",
+        frozen_worker.failures
+    );
+    assert!(
+        lb1.log_text().contains("back in the accept path"),
+        "the worker rejoins:\n{}",
+        lb1.log_text()
+    );
+    out.frozen_worker = Some(frozen_worker);
 
     // Frozen master: the backup takes over; after SIGCONT exactly one VIP owner remains.
     lb1.signal(libc::SIGSTOP);
@@ -321,7 +370,8 @@ fn ringlb_pair(dir: &Path) -> Outages {
     assert!(lb1.log_text().contains("MASTER -> INIT (worker"));
     assert!(lb1
         .log_text()
-        .contains("INIT -> BACKUP (every worker turns its loop again)"));
+        .lines()
+        .any(|l| l.contains("INIT -> BACKUP (") && l.contains("loop again")));
 
     for node in [&lb1, &lb2] {
         let log = node.log_text();
@@ -340,6 +390,27 @@ fn ringlb_pair(dir: &Path) -> Outages {
         "both stopped: no VIP left behind"
     );
     out
+}
+
+/// A split brain healed at random moments, [`SPLIT_REPS`] times: the client path is whole
+/// again within a second every time.
+fn ringlb_split_brain(dir: &Path) -> Vec<Outcome> {
+    let lb2 = ringlb(2, &relaxed_config(2, dir), dir, "split");
+    let lb1 = ringlb(1, &relaxed_config(1, dir), dir, "split");
+    let outcomes = split::split_brains("ringlb", SPLIT_REPS);
+    let over: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.outage > split::HEAL_LIMIT)
+        .collect();
+    assert!(
+        over.is_empty(),
+        "split brains not healed within {:?}: {over:?}\nlb1:\n{}\nlb2:\n{}",
+        split::HEAL_LIMIT,
+        lb1.log_text(),
+        lb2.log_text()
+    );
+    assert!(lb1.log_text().contains("split brain healing"));
+    outcomes
 }
 
 /// Adverts a master must not act on: a higher priority but sent from off-link (TTL 64), a
@@ -506,6 +577,22 @@ fn print_table(ringlb: &Outages, classic: Option<&Outages>) {
     eprintln!(
         "| master's workers stalled, stop_adverts | {} | not detected |",
         ms(ringlb.stall_leave)
+    );
+    let failed = |o: Option<&Outcome>| {
+        o.map_or("-".to_string(), |o| {
+            format!("{} failed ({} ms)", o.failures, o.outage.as_millis())
+        })
+    };
+    eprintln!(
+        "| one of two workers (threads) frozen {} ms | {} | {} |",
+        FREEZE.as_millis(),
+        failed(ringlb.frozen_worker.as_ref()),
+        failed(classic.and_then(|o| o.frozen_worker.as_ref()))
+    );
+    eprintln!(
+        "| split brain (5 s cut) healed, client outage after the heal | {} | {} |",
+        split::summary(&ringlb.split),
+        classic.map_or("-".to_string(), |o| split::summary(&o.split))
     );
     eprintln!(
         "| tracked interface down (FAULT) | {} | - |",

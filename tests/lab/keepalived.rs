@@ -8,10 +8,11 @@ use std::thread;
 use std::time::Duration;
 
 use super::nodes::{
-    crash_namespace, edited_config, haproxy, keepalived, keepalived_auth, keepalived_unicast,
-    ringlb, ringlb_config, sysctl, wait_vip, Node,
+    crash_namespace, edited_config, haproxy, haproxy_freeze_thread, haproxy_socket, keepalived,
+    keepalived_auth, keepalived_unicast, ringlb, ringlb_config, sysctl, vip_holders, wait_vip,
+    Node,
 };
-use super::{measured, Outages};
+use super::{measured, Outages, FREEZE};
 
 /// What keepalived says about adverts it rejects (and about other failures).
 pub const PROTOCOL_ERRORS: &str =
@@ -176,6 +177,30 @@ pub fn keepalived_haproxy_pair(dir: &Path) -> Outages {
         || wait_vip(1, true, Duration::from_secs(3)),
     );
     out.preempt = Some(preempt.outage);
+
+    // One HAProxy thread of two frozen (the same 1.5 s as ringlb's frozen worker).
+    let socket = haproxy_socket(dir, 1, "classic-restart");
+    let freezer = std::cell::RefCell::new(None);
+    let frozen = measured(
+        "keepalived+HAProxy one thread of two frozen",
+        || {
+            *freezer.borrow_mut() = Some(thread::spawn(move || {
+                haproxy_freeze_thread(&socket, FREEZE)
+            }))
+        },
+        || {
+            let done = freezer.borrow_mut().take().expect("the freeze was started");
+            done.join().expect("the freezing thread ran")?;
+            Ok(FREEZE)
+        },
+    );
+    assert_eq!(
+        vip_holders(),
+        vec![1],
+        "HAProxy's frozen thread does not move the VIP"
+    );
+    out.frozen_worker = Some(frozen);
+    out.split = super::split::split_brains("keepalived+HAProxy", super::SPLIT_REPS_CLASSIC);
 
     let graceful = measured(
         "keepalived+HAProxy graceful stop (SIGTERM)",

@@ -416,17 +416,50 @@ pub fn keepalived_unicast(src: &str, peer: &str) -> String {
 
 /// HAProxy 2.6 in lab-lb`lb`, `mode tcp` on the VIP in front of web1/web2 (the seeds'
 /// setup); the namespace needs `net.ipv4.ip_nonlocal_bind=1` to bind the VIP as backup.
+/// The admin socket of the HAProxy [`haproxy`] starts.
+pub fn haproxy_socket(dir: &Path, lb: u8, tag: &str) -> PathBuf {
+    dir.join(format!("{tag}-haproxy-lb{lb}.sock"))
+}
+
+/// Freezes the HAProxy thread that serves its admin socket for `how_long` (`debug dev
+/// delay`, an expert-mode command: that thread sleeps, the other runs on). Returns when the
+/// thread runs again.
+pub fn haproxy_freeze_thread(socket: &Path, how_long: Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| format!("{}: {e}", socket.display()))?;
+    s.set_read_timeout(Some(how_long + Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    writeln!(
+        s,
+        "expert-mode on; debug dev delay {}",
+        how_long.as_millis()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    if started.elapsed() + Duration::from_millis(100) < how_long {
+        return Err(format!(
+            "HAProxy answered at once, no thread was frozen: {answer:?}"
+        ));
+    }
+    Ok(())
+}
+
 pub fn haproxy(lb: u8, dir: &Path, tag: &str) -> Node {
     let base = dir.join(format!("{tag}-haproxy-lb{lb}"));
     let conf = format!(
-        "global\n    maxconn 4096\n    pidfile {}\n\
+        "global\n    maxconn 4096\n    pidfile {}\n    nbthread 2\n    \
+         stats socket {} level admin\n\
          defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    \
          timeout server 30s\n\
          frontend web\n    bind {VIP}:80\n    default_backend webfarm\n\
          backend webfarm\n    balance roundrobin\n    option httpchk HEAD /check.txt\n    \
          server web1 192.0.2.21:80 check inter 2s rise 2 fall 3\n    \
          server web2 192.0.2.22:80 check inter 2s rise 2 fall 3\n",
-        base.with_extension("pid").display()
+        base.with_extension("pid").display(),
+        haproxy_socket(dir, lb, tag).display()
     );
     let conf_path = base.with_extension("cfg");
     fs::write(&conf_path, conf).expect("write haproxy.cfg");

@@ -32,6 +32,7 @@ pub struct Probe {
     /// Successes in a row, in completion order (a failure resets it).
     streak: Arc<AtomicU64>,
     handle: JoinHandle<Vec<Attempt>>,
+    started: Instant,
 }
 
 /// What one scenario's client saw.
@@ -52,6 +53,7 @@ impl Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let streak = Arc::new(AtomicU64::new(0));
         let (stop2, streak2) = (stop.clone(), streak.clone());
+        let started = Instant::now();
         let handle = thread::Builder::new()
             .name("lab-probe".into())
             .spawn(move || {
@@ -59,13 +61,14 @@ impl Probe {
                 // (and the attempt threads it spawns) into the namespace.
                 let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
                 assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-                run(target, &stop2, &streak2)
+                run(target, started, &stop2, &streak2)
             })
             .expect("spawn probe");
         Probe {
             stop,
             streak,
             handle,
+            started,
         }
     }
 
@@ -82,14 +85,27 @@ impl Probe {
     }
 
     pub fn finish(self) -> Outcome {
+        outcome(&self.attempts())
+    }
+
+    /// Time since the probe started: attempts are stamped with it.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops the probe and returns every attempt, in the order they started.
+    pub fn attempts(self) -> Vec<Attempt> {
         self.stop.store(true, Ordering::Relaxed);
-        let attempts = self.handle.join().expect("probe thread");
-        outcome(&attempts)
+        self.handle.join().expect("probe thread")
     }
 }
 
-fn run(target: SocketAddr, stop: &AtomicBool, streak: &Arc<AtomicU64>) -> Vec<Attempt> {
-    let start = Instant::now();
+fn run(
+    target: SocketAddr,
+    start: Instant,
+    stop: &AtomicBool,
+    streak: &Arc<AtomicU64>,
+) -> Vec<Attempt> {
     let (tx, rx) = mpsc::channel::<Attempt>();
     let mut launched = 0usize;
     let mut next = start;
