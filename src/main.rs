@@ -249,6 +249,9 @@ fn run(
             event!(warning: "{line}");
         }
     }
+    if let Some(why) = version::running_kernel_too_old() {
+        return Err(why.into());
+    }
 
     let cpus = usable_cpus();
     let workers = workers_override

@@ -74,6 +74,33 @@ fn io_uring_summary() -> String {
     s
 }
 
+/// The oldest kernel ringlb runs on: multishot accept and provided buffer rings (5.19).
+/// 6.1 adds `DEFER_TASKRUN`, which the workers use where present.
+pub const MIN_KERNEL: (u32, u32) = (5, 19);
+
+/// Why this kernel is too old, from its release string (`/proc/sys/kernel/osrelease`,
+/// e.g. `6.1.0-18-amd64`); `None` when it is new enough or cannot be read as a version.
+pub fn kernel_too_old(release: &str) -> Option<String> {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next()??, parts.next()??);
+    ((major, minor) < MIN_KERNEL).then(|| {
+        format!(
+            "Linux {release} is too old: ringlb needs {}.{} or later (multishot accept and \
+             provided buffer rings in io_uring; 6.1 or later recommended)",
+            MIN_KERNEL.0, MIN_KERNEL.1
+        )
+    })
+}
+
+/// The running kernel's [`kernel_too_old`].
+pub fn running_kernel_too_old() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| kernel_too_old(r.trim()))
+}
+
 /// Why io_uring cannot be used, in words an operator can act on.
 pub fn unavailable_reason(e: &std::io::Error) -> String {
     let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
@@ -81,7 +108,10 @@ pub fn unavailable_reason(e: &std::io::Error) -> String {
         .and_then(|s| s.trim().parse::<u8>().ok());
     match (e.raw_os_error(), disabled) {
         (Some(libc::ENOSYS), _) => {
-            format!("{e}: this kernel has no io_uring (ringlb needs Linux 6.1 or later)")
+            format!(
+                "{e}: this kernel has no io_uring (ringlb needs Linux {}.{} or later)",
+                MIN_KERNEL.0, MIN_KERNEL.1
+            )
         }
         (Some(libc::EPERM), Some(n)) if n > 0 => format!(
             "{e}: io_uring is disabled on this host (sysctl kernel.io_uring_disabled = {n}; \
@@ -97,5 +127,27 @@ pub fn unavailable_reason(e: &std::io::Error) -> String {
              in the systemd unit)"
         ),
         _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_before_5_19_are_refused_by_name() {
+        assert_eq!(kernel_too_old("6.18.44-fc-v595"), None);
+        assert_eq!(kernel_too_old("6.1.0-18-amd64"), None);
+        assert_eq!(kernel_too_old("5.19.0"), None);
+        assert_eq!(
+            kernel_too_old("5.15.0-91-generic").as_deref(),
+            Some(
+                "Linux 5.15.0-91-generic is too old: ringlb needs 5.19 or later (multishot \
+                 accept and provided buffer rings in io_uring; 6.1 or later recommended)"
+            )
+        );
+        assert!(kernel_too_old("4.19.0-26-amd64").is_some());
+        // Not a version: nothing to say (io_uring's own error speaks at start).
+        assert_eq!(kernel_too_old("unknown"), None);
     }
 }

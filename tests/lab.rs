@@ -228,9 +228,10 @@ fn ringlb_pair(dir: &Path) -> Outages {
         || wait_vip(2, true, Duration::from_secs(2)),
     );
     lb1.reap(Duration::from_secs(2));
+    // The goal: a crash fails over as fast as a graceful stop, under 150 ms.
     assert!(
-        killed.outage <= skew + Duration::from_millis(150),
-        "killed serving process: outage {:?} over Skew_Time {skew:?} + 0.15 s",
+        killed.outage <= Duration::from_millis(150),
+        "killed serving process: outage {:?} over 150 ms",
         killed.outage
     );
     out.killed = Some(killed.outage);
