@@ -6,6 +6,12 @@
 //! queue; copy or splice and when to switch; half-close, reset; which end reason wins;
 //! when it is over.
 //!
+//! It calls the worker through a trait rather than returning a list of actions because a
+//! third of what it asks needs an answer on the spot (which server, whether a pipe is free,
+//! how much a splice moved, whether the client is gone, the route for a server name): with
+//! returned actions each of those would become a second state and a second round trip. The
+//! tests implement the trait with a recorder, so the connection is still tested alone.
+//!
 //! `connect.rs` holds server choice and connect, `forward.rs` moving bytes, `inspect.rs`
 //! reading a client's first bytes, `sweep.rs` the deadlines; `tests.rs` drives connections
 //! through completion sequences in virtual time.
