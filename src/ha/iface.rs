@@ -9,6 +9,8 @@ use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Socket, Type};
 
+use super::error::SetupError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interface {
     pub index: u32,
@@ -18,20 +20,25 @@ pub struct Interface {
 
 /// Looks `name` up; `exclude` are addresses that cannot be the primary (the VIPs, which a
 /// crashed predecessor may have left behind).
-pub fn lookup(name: &str, ipv6: bool, exclude: &[IpAddr]) -> Result<Interface, String> {
-    let c_name =
-        std::ffi::CString::new(name).map_err(|_| format!("bad interface name {name:?}"))?;
+pub fn lookup(name: &str, ipv6: bool, exclude: &[IpAddr]) -> Result<Interface, SetupError> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| SetupError::BadName(name.to_string()))?;
     // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
     if index == 0 {
-        return Err(format!(
-            "no interface {name:?}: {}",
-            io::Error::last_os_error()
-        ));
+        return Err(SetupError::NoInterface {
+            name: name.to_string(),
+            err: io::Error::last_os_error(),
+        });
     }
-    let mac = hardware_address(name).map_err(|e| format!("MAC address of {name}: {e}"))?;
+    let mac = hardware_address(name).map_err(|err| SetupError::Mac {
+        name: name.to_string(),
+        err,
+    })?;
     let primary = nix::ifaddrs::getifaddrs()
-        .map_err(|e| format!("addresses of {name}: {e}"))?
+        .map_err(|err| SetupError::Addresses {
+            name: name.to_string(),
+            err,
+        })?
         .filter(|a| a.interface_name == name)
         .filter_map(|a| {
             let s = a.address?;
@@ -44,9 +51,9 @@ pub fn lookup(name: &str, ipv6: bool, exclude: &[IpAddr]) -> Result<Interface, S
             }
         })
         .find(|ip| !exclude.contains(ip))
-        .ok_or_else(|| {
-            let what = if ipv6 { "IPv6 link-local" } else { "IPv4" };
-            format!("interface {name} has no {what} address of its own")
+        .ok_or_else(|| SetupError::NoPrimary {
+            name: name.to_string(),
+            ipv6,
         })?;
     Ok(Interface {
         index,

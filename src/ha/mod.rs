@@ -4,6 +4,7 @@
 //! the priority while a worker is stalled (fate-sharing with the dataplane).
 
 mod arp;
+mod error;
 mod iface;
 mod nd;
 mod netlink;
@@ -89,7 +90,10 @@ pub enum StartError {
     Netlink(io::Error),
     /// What this instance lacks: its interface, a socket, a valid setting.
     #[error("vrrp {instance}: {why}")]
-    Instance { instance: String, why: String },
+    Instance {
+        instance: String,
+        why: error::SetupError,
+    },
     #[error("vrrp: eventfd: {0}")]
     EventFd(io::Error),
     #[error("vrrp: cannot start thread: {0}")]

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use vrrp::{AdvertRepr, Transmit, TransmitReason, VirtualAddrs};
 
+use super::error::SetupError;
 use super::iface;
 use super::netlink::{Outcome, Rtnetlink};
 use super::socket::VrrpSocket;
@@ -70,7 +71,7 @@ fn release_instance(vi: &VrrpInstance, netlink: &mut Rtnetlink, out: &mut Vec<St
 }
 
 /// Sends the priority-0 advert a leaving master sends, to the group or each peer.
-fn priority_zero(vi: &VrrpInstance, iface: &iface::Interface) -> Result<usize, String> {
+fn priority_zero(vi: &VrrpInstance, iface: &iface::Interface) -> Result<usize, SetupError> {
     let addrs = match iface.primary {
         IpAddr::V4(_) => VirtualAddrs::V4(
             vi.vips
@@ -91,16 +92,20 @@ fn priority_zero(vi: &VrrpInstance, iface: &iface::Interface) -> Result<usize, S
                 .collect(),
         ),
     };
-    let advert = AdvertRepr::new(vi.version, vi.vrid, 0, vi.advert_interval, vi.auth, addrs)
-        .map_err(|e| e.to_string())?;
+    let advert = AdvertRepr::new(vi.version, vi.vrid, 0, vi.advert_interval, vi.auth, addrs)?;
     let tx = Transmit {
         advert,
         checksum_mode: vi.checksum,
         reason: TransmitReason::Shutdown,
     };
     let multicast = vi.unicast_peers.is_empty();
-    let socket = VrrpSocket::open(&vi.interface, iface.index, iface.primary, multicast)
-        .map_err(|e| e.to_string())?;
+    let socket =
+        VrrpSocket::open(&vi.interface, iface.index, iface.primary, multicast).map_err(|err| {
+            SetupError::RawSocket {
+                name: vi.interface.clone(),
+                err,
+            }
+        })?;
     let dsts = if multicast {
         vec![tx.multicast_dst()]
     } else {
@@ -108,10 +113,10 @@ fn priority_zero(vi: &VrrpInstance, iface: &iface::Interface) -> Result<usize, S
     };
     let mut buf = [0u8; 1500];
     for &dst in &dsts {
-        let len = tx
-            .emit(&mut buf, iface.primary, dst)
-            .map_err(|e| e.to_string())?;
-        socket.send(&buf[..len], dst).map_err(|e| e.to_string())?;
+        let len = tx.emit(&mut buf, iface.primary, dst)?;
+        socket
+            .send(&buf[..len], dst)
+            .map_err(|err| SetupError::Send { dst, err })?;
     }
     Ok(dsts.len())
 }

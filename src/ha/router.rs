@@ -9,6 +9,7 @@ use std::time::Instant as StdInstant;
 use vrrp::{Cause, Event, GarpReason, Instance, State, VirtualAddrs};
 
 use super::arp::{self, ArpSocket};
+use super::error::SetupError;
 use super::iface::{self, Interface};
 use super::nd::NaSocket;
 use super::reload::needs_restart;
@@ -47,7 +48,7 @@ pub(super) struct Router {
 impl Router {
     /// The instance `cfg` on its interface, with its sockets open; an error says what is
     /// missing (the caller names the instance).
-    pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, String> {
+    pub(super) fn new(cfg: &VrrpInstance) -> Result<Router, SetupError> {
         let ipv6 = cfg.vips.first().is_some_and(|v| v.addr.is_ipv6());
         let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let iface = iface::lookup(&cfg.interface, ipv6, &vips)?;
@@ -77,16 +78,22 @@ impl Router {
         vc.garp_interval = cfg.garp_interval;
         vc.garp_master_delay = cfg.garp_delay;
         vc.garp_master_refresh = cfg.garp_refresh;
-        let vr = Instance::new(vc).map_err(|e| e.to_string())?;
+        let vr = Instance::new(vc)?;
         let multicast = cfg.unicast_peers.is_empty();
         let socket = VrrpSocket::open(&cfg.interface, iface.index, iface.primary, multicast)
-            .map_err(|e| format!("raw socket on {}: {e}", cfg.interface))?;
+            .map_err(|err| SetupError::RawSocket {
+                name: cfg.interface.clone(),
+                err,
+            })?;
         let announce = if ipv6 {
             NaSocket::open(&cfg.interface, iface.index).map(Announcer::Na)
         } else {
             ArpSocket::open(iface.index).map(Announcer::Arp)
         }
-        .map_err(|e| format!("announce socket on {}: {e}", cfg.interface))?;
+        .map_err(|err| SetupError::AnnounceSocket {
+            name: cfg.interface.clone(),
+            err,
+        })?;
         Ok(Router {
             cfg: cfg.clone(),
             vr,
