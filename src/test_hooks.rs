@@ -5,9 +5,12 @@
 //!   one), so the lab tests can show that a hung balancer loses the VIP;
 //! - SIGRTMIN+4 toggles a stall of worker 1 alone (a frozen worker among live ones);
 //! - SIGRTMIN+1 makes worker 0 panic at its next loop turn (a worker fault);
-//! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault).
+//! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault);
+//! - SIGRTMIN+5 makes worker 0's next `io_uring_enter` fail with EFAULT (a ring failure);
+//! - SIGRTMIN+6 makes worker 0's next [`BUSY_ENTERS`] `io_uring_enter` calls fail with
+//!   EBUSY (a completion queue with no room), so the reaping paths run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::logging::event;
@@ -16,6 +19,11 @@ static STALLED: AtomicBool = AtomicBool::new(false);
 static STALLED_1: AtomicBool = AtomicBool::new(false);
 static PANIC_WORKER: AtomicBool = AtomicBool::new(false);
 static PANIC_HEALTH: AtomicBool = AtomicBool::new(false);
+static RING_FAIL: AtomicBool = AtomicBool::new(false);
+static BUSY: AtomicU32 = AtomicU32::new(0);
+
+/// How many of worker 0's enters SIGRTMIN+6 turns into EBUSY.
+pub const BUSY_ENTERS: u32 = 1000;
 
 pub const ENV: &str = "RINGLB_TEST_FAULTS";
 
@@ -24,11 +32,13 @@ pub fn install_if_enabled() {
     if std::env::var_os(ENV).is_none_or(|v| v != "1") {
         return;
     }
-    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 4] = [
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 6] = [
         (libc::SIGRTMIN() + 3, toggle_stall),
         (libc::SIGRTMIN() + 4, toggle_stall_1),
         (libc::SIGRTMIN() + 1, panic_worker),
         (libc::SIGRTMIN() + 2, panic_health),
+        (libc::SIGRTMIN() + 5, fail_ring),
+        (libc::SIGRTMIN() + 6, busy_ring),
     ];
     for (signal, handler) in handlers {
         // SAFETY: each handler only stores to an atomic, which is async-signal-safe.
@@ -38,7 +48,8 @@ pub fn install_if_enabled() {
     }
     event!(
         "{ENV}=1: test fault switches: SIGRTMIN+3 stalls and resumes every worker, SIGRTMIN+4 \
-         worker 1 alone, SIGRTMIN+1 panics worker 0, SIGRTMIN+2 panics the health thread"
+         worker 1 alone, SIGRTMIN+1 panics worker 0, SIGRTMIN+2 panics the health thread, \
+         SIGRTMIN+5 fails worker 0's ring, SIGRTMIN+6 makes it busy"
     );
 }
 
@@ -56,6 +67,28 @@ extern "C" fn panic_worker(_: libc::c_int) {
 
 extern "C" fn panic_health(_: libc::c_int) {
     PANIC_HEALTH.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn fail_ring(_: libc::c_int) {
+    RING_FAIL.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn busy_ring(_: libc::c_int) {
+    BUSY.store(BUSY_ENTERS, Ordering::Relaxed);
+}
+
+/// Called by each worker before each `io_uring_enter`: the error to return instead, when a
+/// switch asks for one.
+pub fn injected_enter_error(id: usize) -> Option<std::io::Error> {
+    if id != 0 {
+        return None;
+    }
+    if RING_FAIL.swap(false, Ordering::Relaxed) {
+        return Some(std::io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    BUSY.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .ok()
+        .map(|_| std::io::Error::from_raw_os_error(libc::EBUSY))
 }
 
 /// Called by each worker once per loop turn: sleeps while a stall switch for it is on,

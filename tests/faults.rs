@@ -105,6 +105,71 @@ fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
     );
 }
 
+/// A ring that fails (here io_uring_enter answering EFAULT, by the test switch) ends the
+/// process with status 1 and a line naming the worker and the call, instead of a worker
+/// thread vanishing with its connections.
+#[test]
+fn a_ring_failure_stops_the_process_non_zero_with_a_clear_line() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let mut lb = Ringlb::launch(
+        &config(2, port, "", "", &servers(&[echo.addr()]))
+            .replace("\"workers\": 2,", "\"workers\": 2, \"grace\": \"1s\","),
+        &Launch {
+            env: &[("RINGLB_TEST_FAULTS", "1")],
+            ..Launch::default()
+        },
+    );
+    let mut c = connect(frontend(port));
+    assert!(echoes(&mut c, b"before", Duration::from_secs(2)));
+    send_rt(&lb, 5);
+    let status = lb
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after a ring failure; log:\n{}", lb.log()));
+    assert_eq!(status.code(), Some(1), "log:\n{}", lb.log());
+    let log = lb.log();
+    assert!(
+        log.contains("worker 0 failed: io_uring")
+            && log.contains("Bad address")
+            && log.contains("stopping (exit status 1)"),
+        "log:\n{log}"
+    );
+}
+
+/// A completion queue with no room makes io_uring_enter answer EBUSY; the worker reaps
+/// completions and goes on (here a thousand EBUSY answers in a row, by the test switch,
+/// while connections come and go).
+#[test]
+fn a_busy_ring_is_reaped_and_forwarding_goes_on() {
+    let echo = Backend::echo();
+    let port = free_port();
+    let lb = Ringlb::launch(
+        &config(1, port, "", "", &servers(&[echo.addr()])),
+        &Launch {
+            env: &[("RINGLB_TEST_FAULTS", "1")],
+            ..Launch::default()
+        },
+    );
+    let mut held = connect(frontend(port));
+    assert!(echoes(&mut held, b"before", Duration::from_secs(2)));
+    send_rt(&lb, 6);
+    for i in 0..50 {
+        let mut c = connect(frontend(port));
+        assert!(
+            echoes(
+                &mut c,
+                format!("during {i}").as_bytes(),
+                Duration::from_secs(2)
+            ),
+            "connection {i} while the ring is busy; log:\n{}",
+            lb.log()
+        );
+    }
+    assert!(echoes(&mut held, b"after", Duration::from_secs(2)));
+    let log = lb.log();
+    assert!(!log.contains("failed"), "log:\n{log}");
+}
+
 /// Opens a connection every 10 ms for `run`, each with a 500 ms answer timeout (as the
 /// lab's client), calling `at(elapsed)` between attempts; returns (attempts, failures).
 fn probe(addr: SocketAddr, run: Duration, mut at: impl FnMut(Duration)) -> (usize, usize) {

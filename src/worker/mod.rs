@@ -271,7 +271,7 @@ impl Worker {
             if self.failed.is_some() {
                 break;
             }
-            match self.ring.submit_and_wait(1) {
+            match self.enter(1) {
                 Ok(_) => {}
                 // EBUSY: completions must be reaped first, which is what comes next.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
@@ -360,7 +360,7 @@ impl Worker {
                 return;
             }
             drop(sq);
-            match self.ring.submit() {
+            match self.enter(0) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -774,11 +774,25 @@ impl Worker {
         }
     }
 
+    /// `io_uring_enter`: submits what is queued and waits for `want` completions (none:
+    /// returns at once).
+    fn enter(&mut self, want: usize) -> io::Result<usize> {
+        #[cfg(feature = "test-hooks")]
+        if let Some(e) = crate::test_hooks::injected_enter_error(self.id) {
+            return Err(e);
+        }
+        if want == 0 {
+            self.ring.submit()
+        } else {
+            self.ring.submit_and_wait(want)
+        }
+    }
+
     /// Submits what is queued now (cancels that must reach the kernel before their fd
     /// closes).
     fn submit_now(&mut self) {
         loop {
-            match self.ring.submit() {
+            match self.enter(0) {
                 Ok(_) => return,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
