@@ -60,8 +60,7 @@ struct Script {
 pub struct Trackers {
     scripts: Vec<Script>,
     files: Vec<(TrackFile, i64)>,
-    /// Interface name → link up.
-    links: Vec<(String, bool)>,
+    links: Vec<TrackedLink>,
     next_poll: Instant,
 }
 
@@ -72,11 +71,11 @@ impl Trackers {
         hooks: &[&InstanceHooks],
         now: Instant,
     ) -> Trackers {
-        let mut links: Vec<(String, bool)> = Vec::new();
+        let mut links: Vec<TrackedLink> = Vec::new();
         for h in hooks {
             for i in &h.track_interfaces {
-                if !links.iter().any(|(n, _)| *n == i.name) {
-                    links.push((i.name.clone(), link_up(&i.name)));
+                if !links.iter().any(|l| l.name == i.name) {
+                    links.push(TrackedLink::new(&i.name));
                 }
             }
         }
@@ -120,14 +119,8 @@ impl Trackers {
                     changed = true;
                 }
             }
-            for (name, up) in &mut self.links {
-                let now_up = link_up(name);
-                if now_up != *up {
-                    let state = if now_up { "up" } else { "down" };
-                    event!(notice: "vrrp: tracked interface {name} is {state}");
-                    *up = now_up;
-                    changed = true;
-                }
+            for link in &mut self.links {
+                changed |= link.poll();
             }
         }
         changed
@@ -166,8 +159,8 @@ impl Trackers {
                 let up = self
                     .links
                     .iter()
-                    .find(|(n, _)| *n == i.name)
-                    .is_none_or(|(_, up)| *up);
+                    .find(|l| l.name == i.name)
+                    .is_none_or(|l| l.up);
                 (i.name.as_str(), up, i.weight)
             })
             .collect();
@@ -277,6 +270,60 @@ fn read_number(path: &str) -> i64 {
         .ok()
         .and_then(|t| t.split_whitespace().next().and_then(|w| w.parse().ok()))
         .unwrap_or(0)
+}
+
+/// A tracked interface: up while its link is up and, if it had an address when tracking
+/// began, while it still has one (keepalived: "link down or address gone").
+struct TrackedLink {
+    name: String,
+    needs_address: bool,
+    up: bool,
+}
+
+impl TrackedLink {
+    fn new(name: &str) -> TrackedLink {
+        let needs_address = has_address(name);
+        TrackedLink {
+            name: name.to_string(),
+            needs_address,
+            up: link_up(name),
+        }
+    }
+
+    /// Looks again; true when it changed (and says so in the log).
+    fn poll(&mut self) -> bool {
+        let link = link_up(&self.name);
+        let addressed = !self.needs_address || has_address(&self.name);
+        let up = link && addressed;
+        if up == self.up {
+            return false;
+        }
+        let name = &self.name;
+        let state = match (link, addressed) {
+            (true, true) => "up",
+            (false, _) => "down",
+            (true, false) => "down (its addresses are gone)",
+        };
+        event!(notice: "vrrp: tracked interface {name} is {state}");
+        self.up = up;
+        true
+    }
+}
+
+/// Whether an interface has an address of its own: IPv4, or IPv6 other than link-local.
+fn has_address(name: &str) -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        // Cannot tell: count it as addressed rather than fault the instance.
+        return true;
+    };
+    addrs
+        .filter(|a| a.interface_name == name)
+        .filter_map(|a| a.address)
+        .any(|s| {
+            s.as_sockaddr_in().is_some()
+                || s.as_sockaddr_in6()
+                    .is_some_and(|a| (a.ip().segments()[0] & 0xffc0) != 0xfe80)
+        })
 }
 
 /// Whether a link is up: its operstate is `up` (or `unknown`, as loopback and some virtual

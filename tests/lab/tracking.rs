@@ -1,6 +1,6 @@
-//! keepalived's tracking and notify hooks in the lab: a tracked interface going down puts
-//! the master in FAULT (priority 0, VIP released, `notify_fault`), its return makes it a
-//! backup that preempts back; a failing script with a negative weight lowers the priority
+//! keepalived's tracking and notify hooks in the lab: a tracked interface going down (or
+//! losing the address it had) puts the master in FAULT (priority 0, VIP released,
+//! `notify_fault`), its return makes it a backup that preempts back; a failing script with a negative weight lowers the priority
 //! under the backup's, which takes over at once (no Master_Down_Interval); `notify` gets
 //! keepalived's arguments.
 
@@ -41,6 +41,16 @@ pub fn tracking(dir: &Path, out: &mut Outages) {
     ]);
     ip(&["-n", "lab-lb1", "link", "set", "trk1", "up"]);
     ip(&["-n", "lab-lb1", "link", "set", "trk0", "up"]);
+    // An address of its own, so that losing it counts too.
+    ip(&[
+        "-n",
+        "lab-lb1",
+        "addr",
+        "add",
+        "192.0.2.251/32",
+        "dev",
+        "trk0",
+    ]);
     let ok = dir.join("chk-ok");
     fs::write(&ok, "").unwrap();
     let notified = dir.join("notify-args.log");
@@ -87,6 +97,36 @@ pub fn tracking(dir: &Path, out: &mut Outages) {
     ip(&["-n", "lab-lb1", "link", "set", "trk0", "up"]);
     wait_vip(1, true, Duration::from_secs(3)).expect("tracking: lb1 back from FAULT, preempts");
 
+    // The tracked interface loses its address, the link staying up: FAULT as well.
+    measured(
+        "ringlb track_interface address removed (FAULT)",
+        || {
+            ip(&[
+                "-n",
+                "lab-lb1",
+                "addr",
+                "del",
+                "192.0.2.251/32",
+                "dev",
+                "trk0",
+            ])
+        },
+        || wait_vip(2, true, Duration::from_secs(3)),
+    );
+    assert!(lb1
+        .log_text()
+        .contains("tracked interface trk0 is down (its addresses are gone)"));
+    ip(&[
+        "-n",
+        "lab-lb1",
+        "addr",
+        "add",
+        "192.0.2.251/32",
+        "dev",
+        "trk0",
+    ]);
+    wait_vip(1, true, Duration::from_secs(3)).expect("tracking: lb1 back once addressed");
+
     // The script fails: 150 - 60 = 90 < 100, and the backup takes over on hearing it.
     let lowered = measured(
         "ringlb track_script fails (weight -60)",
@@ -102,6 +142,9 @@ pub fn tracking(dir: &Path, out: &mut Outages) {
 
     assert!(lb1.stop(libc::SIGTERM, Duration::from_secs(5)));
     let want = [
+        "INSTANCE VI_1 BACKUP 150",
+        "INSTANCE VI_1 MASTER 150",
+        "INSTANCE VI_1 FAULT 150",
         "INSTANCE VI_1 BACKUP 150",
         "INSTANCE VI_1 MASTER 150",
         "INSTANCE VI_1 FAULT 150",
