@@ -18,6 +18,8 @@
 //! Root only: skipped with a message otherwise. One `#[test]` runs the parts in sequence on
 //! one lab (a file lock keeps other runs out); the lab is torn down even on failure.
 
+#[path = "ecmp/bench.rs"]
+mod bench;
 #[path = "ecmp/client.rs"]
 mod client;
 #[path = "ecmp/fleet.rs"]
@@ -232,6 +234,58 @@ fn graceful_stop(lbs: &mut [nodes::Node]) {
         log.contains("notice ringlb: stopped"),
         "lb2 did not finish its drain:\n{log}"
     );
+}
+
+/// The figures of parts 3, 6 and 7 as markdown tables (`bench/ecmp`; not a test: it
+/// reports numbers and fails only when the lab does not work).
+#[test]
+#[ignore = "a benchmark: bench/ecmp runs it"]
+fn bench() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let sources_n: usize = std::env::var("ECMP_SOURCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let wrk_secs: u32 = std::env::var("ECMP_WRK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let _lab = Lab::up();
+    let dir = work_dir("bench");
+    let mut lbs: Vec<nodes::Node> = (1..=3)
+        .map(|lb| ringlb(lb, &config(lb), &dir, "run"))
+        .collect();
+    if let Err(hops) = wait_next_hops(&[1, 2, 3], Duration::from_secs(20)) {
+        panic!("the route goes through {hops:?}\n{}", logs(&lbs));
+    }
+    thread::sleep(Duration::from_millis(500));
+    let crash = bench::crash(&mut lbs, &dir, sources_n);
+    let churn = bench::churn(&mut lbs, &dir);
+    let wrk = bench::throughput(&mut lbs, &dir, wrk_secs);
+    println!("\n### Part 3: a balancer fails\n");
+    println!(
+        "| what | route gone from the router after | failed new connections | outage of a \
+         client address (worst) | client addresses affected | load |"
+    );
+    println!("|---|--:|--:|--:|--:|---|");
+    for l in crash {
+        println!("{l}");
+    }
+    println!("\n### Part 6: established connections on the surviving balancers\n");
+    println!("| router | event | reset | share |");
+    println!("|---|---|--:|--:|");
+    for l in churn {
+        println!("{l}");
+    }
+    println!("\n### Part 7: wrk -t2 -c32 -d{wrk_secs}s, Connection: close, through the router\n");
+    println!("| balancers | requests/s | p99 latency | errors | next hops |");
+    println!("|--:|--:|--:|---|---|");
+    for l in wrk {
+        println!("{l}");
+    }
 }
 
 fn logs(lbs: &[nodes::Node]) -> String {
