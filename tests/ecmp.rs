@@ -7,6 +7,8 @@
 //!    (`balance: source`, Maglev), checked for every source address across all three;
 //! 5. every worker of one balancer stalled: its route is gone from the router within 0.5 s,
 //!    and back when the workers turn again;
+//! -  `require_up_server`: every web server unreachable, every balancer withdraws, and
+//!    announces again when the servers are back;
 //! 4. one balancer stopped gracefully (SIGTERM): the route is withdrawn before its listeners
 //!    close, so no new connection is refused and none that starts after the router moved
 //!    fails; the few whose first round trip straddles the route change are counted (they
@@ -63,6 +65,7 @@ fn ecmp() {
 
     share_and_source_affinity();
     stalled_balancer_withdrawn(&lbs);
+    no_server_withdrawn();
     graceful_stop(&mut lbs);
 }
 
@@ -155,6 +158,34 @@ fn stalled_balancer_withdrawn(lbs: &[nodes::Node]) {
     let back = wait_next_hops(&[1, 2, 3], Duration::from_secs(5))
         .unwrap_or_else(|hops| panic!("lb3 turns again, the router routes through {hops:?}"));
     println!("        announced again {back:?} after its workers resumed");
+}
+
+/// `require_up_server`: with every web server unreachable (their links down) every
+/// balancer withdraws the VIP, and announces it again once the checks pass.
+fn no_server_withdrawn() {
+    let links = |state: &str| {
+        for web in 1..=3 {
+            let ok = std::process::Command::new("ip")
+                .args(["-n", &format!("ecmp-web{web}"), "link", "set"])
+                .arg(format!("veth-web{web}"))
+                .arg(state)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip link set veth-web{web} {state}");
+        }
+    };
+    links("down");
+    let gone = wait_next_hops(&[], Duration::from_secs(10));
+    links("up");
+    let gone = gone.unwrap_or_else(|hops| {
+        panic!("no server is reachable, the router still routes through {hops:?}")
+    });
+    let back = wait_next_hops(&[1, 2, 3], Duration::from_secs(10))
+        .unwrap_or_else(|hops| panic!("servers back, the router routes through {hops:?}"));
+    println!(
+        "require_up_server: every web server unreachable: route gone after {gone:?} (health \
+         checks: interval 1s, fall 2); back on all three balancers {back:?} after the servers"
+    );
 }
 
 /// Part 4.
