@@ -28,10 +28,12 @@ pub enum Helper {
     Log,
     /// The control socket (`ringlb ctl`).
     Ctl,
+    /// The announcer of the VIPs to an ECMP router.
+    Announce,
 }
 
 impl Helper {
-    pub const ALL: [Helper; 7] = [
+    pub const ALL: [Helper; 8] = [
         Helper::Stats,
         Helper::Health,
         Helper::Vrrp,
@@ -39,6 +41,7 @@ impl Helper {
         Helper::Signals,
         Helper::Log,
         Helper::Ctl,
+        Helper::Announce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,11 +53,12 @@ impl Helper {
             Helper::Signals => "signals",
             Helper::Log => "log",
             Helper::Ctl => "ctl",
+            Helper::Announce => "announce",
         }
     }
 }
 
-static FAULTS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static FAULTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
 /// Faults caught in `helper` since start (each one restarted it).
 pub fn faults(helper: Helper) -> u64 {

@@ -1,6 +1,7 @@
 //! ringlb: command line, start-up (config, fd limit, listeners, workers) and the control
 //! loop that turns signals into worker commands.
 
+mod announce;
 mod control;
 mod counters;
 mod ctl;
@@ -394,6 +395,12 @@ fn run(
 
     // VRRP starts once the workers listen, so a new master can serve at once.
     let vrrp = ha::start(&config.vrrp, shared.clone())?;
+    // So do the announced VIPs: the router sends flows here from the first announcement.
+    let announce = config
+        .announce
+        .as_ref()
+        .map(|a| announce::start(a, shared.clone(), registry.clone()))
+        .transpose()?;
     let reload_status = Arc::new(Mutex::new(control::ReloadStatus::default()));
     let sources = Arc::new(stats::Sources {
         registry: registry.clone(),
@@ -441,6 +448,7 @@ fn run(
         reloads: 0,
         failed_reloads: 0,
         vrrp,
+        announce,
         reload_status,
         jobs,
         notifier: notify::Notifier::from_env(),

@@ -123,6 +123,13 @@ impl ServerRegistry {
         &self.config
     }
 
+    /// Whether backend `b` has a server that takes new connections (UP, admin READY).
+    pub fn has_up_server(&self, b: usize) -> bool {
+        self.servers
+            .get(b)
+            .is_some_and(|s| s.iter().any(|s| s.effective() == ServerState::Up))
+    }
+
     pub fn tables(&self) -> SharedTables {
         self.tables.clone()
     }

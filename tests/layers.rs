@@ -21,8 +21,8 @@ const LAYERS: &[&[&str]] = &[
     // The control thread: owns the workers, the VRRP thread, the checker, reloads. The
     // supervising parent: releases the VIPs when the serving process dies.
     &["control", "supervise"],
-    // The data path and the VRRP thread, each on its own thread(s).
-    &["ha", "worker"],
+    // The data path, the VRRP thread and the announcer, each on its own thread(s).
+    &["announce", "ha", "worker"],
     // Server states by identity, and what the workers share.
     &["registry", "shared"],
     // The snapshot workers read, health checks, `ringlb import`.

@@ -5,6 +5,7 @@
 //! Every error names the file, the JSON path, the line and the column; semantic checks
 //! report every problem at once, as `haproxy -c` does.
 
+mod announce;
 mod health;
 mod host;
 mod host_check;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use self::vrrp::{InstanceHooks, TrackAction, TrackFile, TrackScript, Vip, Vrrp, VrrpInstance};
+pub use announce::{Announce, AnnouncedVip};
 pub use health::{CheckKind, Expect, HealthCheck};
 pub use host::{Host, HostPort};
 pub use host_check::host_problems;
@@ -51,6 +53,8 @@ pub struct Config {
     pub backends: Vec<Backend>,
     /// Virtual router instances (empty without a `vrrp` section).
     pub vrrp: Vrrp,
+    /// VIPs announced to an ECMP router while this box can serve them.
+    pub announce: Option<Announce>,
     /// The stats page's listener, when configured.
     pub stats: Option<Stats>,
     /// Where the log goes and its format.
@@ -315,6 +319,7 @@ struct RawConfig {
     frontends: Vec<RawFrontend>,
     backends: Vec<RawBackend>,
     vrrp: Option<self::vrrp::RawVrrp>,
+    announce: Option<announce::RawAnnounce>,
     stats: Option<stats::RawStats>,
     log: Option<log::RawLog>,
     control: Option<RawControl>,
@@ -525,6 +530,10 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .as_ref()
         .map(|v| self::vrrp::validate(v, &mut p))
         .unwrap_or_default();
+    let announce = raw
+        .announce
+        .as_ref()
+        .map(|a| announce::validate(a, &frontends, &mut p));
     let host_needs = host_check::needs(&vrrp, spans);
     let empty = backends
         .iter()
@@ -603,6 +612,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         frontends,
         backends,
         vrrp,
+        announce,
         stats,
         log,
         control_socket,

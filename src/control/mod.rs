@@ -55,6 +55,8 @@ pub struct Control {
     pub failed_reloads: u64,
     /// Shut down (priority 0, VIPs removed) before draining.
     pub vrrp: Option<crate::ha::Vrrp>,
+    /// Withdraws the announced VIPs, then waits `withdraw_delay`, before draining.
+    pub announce: Option<crate::announce::Announcer>,
     /// The last reload's result, for the stats page.
     pub reload_status: Arc<Mutex<ReloadStatus>>,
     /// Reloads and connection shutdowns asked for on the control socket.
@@ -164,6 +166,7 @@ impl Control {
             Stop::SignalsGone => return ExitCode::from(1),
         };
         self.notifier.stopping();
+        self.withdraw(signals, exits, &mut running);
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.shutdown();
         }
@@ -206,6 +209,48 @@ impl Control {
         lock(&self.registry).persist();
         event!(notice: "stopped");
         code
+    }
+
+    /// Withdraws the announced VIPs and goes on accepting for `withdraw_delay`, so that the
+    /// router has moved new flows to the other balancers before the listeners close. A
+    /// second stop signal cuts the wait short (and exits, as it does while draining).
+    fn withdraw(
+        &mut self,
+        signals: &Receiver<Signal>,
+        exits: &Receiver<(usize, WorkerExit)>,
+        running: &mut usize,
+    ) {
+        let Some(announce) = &self.announce else {
+            return;
+        };
+        let n = announce.withdraw();
+        let delay = announce.withdraw_delay();
+        event!(notice:
+            "announce: {n} VIPs withdrawn; still accepting for {delay:?} (withdraw_delay) while \
+             the router moves new flows away"
+        );
+        let until = crossbeam_channel::after(delay);
+        loop {
+            select! {
+                recv(until) -> _ => return,
+                recv(signals) -> sig => {
+                    if !matches!(sig, Ok(Signal::SIGHUP | Signal::SIGUSR2)) {
+                        event!(notice: "second signal: exiting now");
+                        logging::shutdown(Duration::from_millis(500));
+                        std::process::exit(0);
+                    }
+                },
+                recv(exits) -> exit => {
+                    *running = running.saturating_sub(1);
+                    if let Ok((id, WorkerExit::Failed(why))) = exit {
+                        event!(error: "worker {id} failed while stopping: {why}");
+                    }
+                    if *running == 0 {
+                        return;
+                    }
+                },
+            }
+        }
     }
 
     fn serve(

@@ -152,6 +152,7 @@ impl Control {
         }
         let maxconn = new.maxconn.map_or(self.fd_conns, |m| m.min(self.fd_conns));
         let vrrp_section = new.vrrp.clone();
+        let announce_section = new.announce.clone();
         let (mut outcome, targets, carried, generation) = {
             let mut reg = lock(&self.registry);
             let (outcome, before) = reg.reload(new);
@@ -180,6 +181,13 @@ impl Control {
             None if !vrrp_section.instances.is_empty() => outcome
                 .needs_restart
                 .push("vrrp (no instance ran at start)".to_string()),
+            None => {}
+        }
+        match &mut self.announce {
+            Some(a) => a.reload(announce_section.as_ref()),
+            None if announce_section.is_some() => outcome
+                .needs_restart
+                .push("announce (not running since start)".to_string()),
             None => {}
         }
         for what in &outcome.needs_restart {

@@ -7,7 +7,6 @@ mod arp;
 mod error;
 mod iface;
 mod nd;
-mod netlink;
 mod notify;
 mod release;
 mod reload;
@@ -29,9 +28,9 @@ use crate::config;
 use crate::fault::{self, Helper};
 use crate::logging::event;
 use crate::shared::Shared;
+use crate::sys::netlink::{IfAddr, Rtnetlink};
 use crate::sys::EventFd;
 use crate::watchdog::Watchdog;
-use netlink::Rtnetlink;
 pub use release::release;
 use router::Router;
 
@@ -417,6 +416,14 @@ impl Runner {
             s.clear();
             s.extend(self.routers.iter().map(Router::report));
         }
+    }
+}
+
+/// A VRRP VIP as rtnetlink puts it on the interface.
+fn if_addr(vip: &config::Vip) -> IfAddr {
+    IfAddr {
+        addr: vip.addr,
+        prefix_len: vip.prefix_len,
     }
 }
 

@@ -10,9 +10,9 @@ use vrrp::{AdvertRepr, Transmit, TransmitReason, VirtualAddrs};
 
 use super::error::SetupError;
 use super::iface;
-use super::netlink::{Outcome, Rtnetlink};
 use super::socket::VrrpSocket;
 use crate::config::{self, VrrpInstance};
+use crate::sys::netlink::{Outcome, Rtnetlink};
 
 /// Releases every instance's VIPs; one line per thing done or failed.
 pub fn release(vrrp: &config::Vrrp) -> Vec<String> {
@@ -47,7 +47,7 @@ fn release_instance(vi: &VrrpInstance, netlink: &mut Rtnetlink, out: &mut Vec<St
     };
     let mut held = false;
     for vip in &vi.vips {
-        match netlink.remove(iface.index, *vip) {
+        match netlink.remove(iface.index, super::if_addr(vip)) {
             Ok(Outcome::Done) => {
                 held = true;
                 out.push(format!(

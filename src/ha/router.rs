@@ -142,8 +142,8 @@ impl Router {
         // An address owner's VIPs are its own addresses: nothing stale to clear.
         let owner = self.cfg.priority == 255;
         for vip in self.cfg.vips.iter().filter(|_| !owner) {
-            match io.netlink.remove(self.iface.index, *vip) {
-                Ok(super::netlink::Outcome::Done) => event!(
+            match io.netlink.remove(self.iface.index, super::if_addr(vip)) {
+                Ok(crate::sys::netlink::Outcome::Done) => event!(
                     "vrrp {}: removed {}/{} left on {} from an earlier run",
                     self.cfg.name,
                     vip.addr,
@@ -437,7 +437,7 @@ impl Router {
             Event::Stopped { cause } => self.transition(State::Initialize, cause, io),
             Event::AddVips(_) => {
                 for vip in &self.cfg.vips {
-                    if let Err(e) = io.netlink.add(self.iface.index, *vip) {
+                    if let Err(e) = io.netlink.add(self.iface.index, super::if_addr(vip)) {
                         event!(
                             "vrrp {name}: cannot add {}/{} to {}: {e}",
                             vip.addr,
@@ -451,7 +451,7 @@ impl Router {
             Event::RemoveVips(_) if self.cfg.priority == 255 => {}
             Event::RemoveVips(_) => {
                 for vip in &self.cfg.vips {
-                    if let Err(e) = io.netlink.remove(self.iface.index, *vip) {
+                    if let Err(e) = io.netlink.remove(self.iface.index, super::if_addr(vip)) {
                         event!(
                             "vrrp {name}: cannot remove {}/{} from {}: {e}",
                             vip.addr,

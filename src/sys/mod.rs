@@ -5,6 +5,7 @@
 //! the buffer ring's mapping, pushing SQEs, the inspection buffer's length.
 
 mod eventfd;
+pub mod netlink;
 
 use std::io;
 use std::mem;

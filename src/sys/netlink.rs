@@ -1,7 +1,8 @@
-//! Virtual addresses on and off an interface with rtnetlink (RTM_NEWADDR / RTM_DELADDR), each
-//! request acknowledged by the kernel before the next, so a failure is reported with its VIP.
-//! IPv6 VIPs are added with IFA_F_NODAD: usable at once, without duplicate address
-//! detection (the other router has just released it).
+//! Addresses on and off an interface with rtnetlink (RTM_NEWADDR / RTM_DELADDR), each
+//! request acknowledged by the kernel before the next, so a failure is reported with its
+//! address: VRRP's VIPs (`ha`) and the announced VIPs (`announce`). IPv6 addresses are added
+//! with IFA_F_NODAD: usable at once, without duplicate address detection (the other router
+//! has just released it, or the address is a /128 on an interface of its own).
 
 use std::io;
 use std::net::IpAddr;
@@ -16,7 +17,22 @@ use netlink_packet_route::address::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use crate::config::Vip;
+/// An address with its prefix length, as it sits on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl IfAddr {
+    /// The address alone: /32 or /128.
+    pub fn host(addr: IpAddr) -> IfAddr {
+        IfAddr {
+            addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+}
 
 pub struct Rtnetlink {
     socket: Socket,
@@ -44,7 +60,7 @@ impl Rtnetlink {
         })
     }
 
-    pub fn add(&mut self, ifindex: u32, vip: Vip) -> io::Result<Outcome> {
+    pub fn add(&mut self, ifindex: u32, vip: IfAddr) -> io::Result<Outcome> {
         let msg = RouteNetlinkMessage::NewAddress(address_message(ifindex, vip));
         match self.request(msg, NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Outcome::AlreadyThere),
@@ -52,7 +68,7 @@ impl Rtnetlink {
         }
     }
 
-    pub fn remove(&mut self, ifindex: u32, vip: Vip) -> io::Result<Outcome> {
+    pub fn remove(&mut self, ifindex: u32, vip: IfAddr) -> io::Result<Outcome> {
         let msg = RouteNetlinkMessage::DelAddress(address_message(ifindex, vip));
         match self.request(msg, 0) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENOENT)) => {
@@ -98,7 +114,7 @@ impl Rtnetlink {
     }
 }
 
-fn address_message(ifindex: u32, vip: Vip) -> AddressMessage {
+fn address_message(ifindex: u32, vip: IfAddr) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.prefix_len = vip.prefix_len;
     msg.header.scope = AddressScope::Universe;
@@ -128,7 +144,7 @@ mod tests {
 
     #[test]
     fn ipv6_vips_skip_duplicate_address_detection() {
-        let vip = Vip {
+        let vip = IfAddr {
             addr: "2001:db8::10".parse().unwrap(),
             prefix_len: 64,
         };
@@ -144,7 +160,7 @@ mod tests {
 
     #[test]
     fn ipv4_vips_carry_local_and_address() {
-        let vip = Vip {
+        let vip = IfAddr {
             addr: "192.0.2.10".parse().unwrap(),
             prefix_len: 24,
         };

@@ -1,0 +1,460 @@
+//! Announcing the VIPs to an ECMP router (the `announce` section): the `ringlb-announce`
+//! thread puts each VIP on ringlb's own TUN interface (`tun.rs`) while this box can serve
+//! it, and takes it off when it cannot; the routing daemon (BIRD's `protocol direct` on that
+//! interface) turns the address into a BGP announcement or withdrawal. The route shares fate
+//! with the workers as the VRRP VIP does: fewer than `min_workers` workers turning their
+//! loop, or (with `require_up_server`) no UP server behind the VIP, withdraws it; a stop
+//! withdraws everything before the listeners close; the process dying deletes the interface.
+
+mod tun;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::config::Announce;
+use crate::fault::{self, Helper};
+use crate::logging::event;
+use crate::registry::{lock, ServerRegistry};
+use crate::shared::Shared;
+use crate::sys::netlink::{IfAddr, Outcome, Rtnetlink};
+use crate::watchdog::Watchdog;
+
+/// How often the heartbeats are read: a stall is seen within `worker_stall` plus this, and
+/// the route is gone from the router a few milliseconds later (BIRD reacts to the address
+/// change at once; measured in the lab: 9 ms from the removal to the router's FIB).
+const PERIOD: Duration = Duration::from_millis(20);
+/// How often servers' states are read for `require_up_server` (under the registry lock).
+const SERVER_PERIOD: u32 = 5;
+/// The longest a withdrawal or a stop waits for the thread.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The running announcer. Dropping it withdraws every VIP.
+pub struct Announcer {
+    commands: Sender<Cmd>,
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+    withdraw_delay: Duration,
+}
+
+enum Cmd {
+    Reload(Option<Announce>),
+    /// Withdraw every VIP for good (a stop); answer when done.
+    Withdraw(Sender<usize>),
+    Stop,
+}
+
+/// Why the announcer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("announce.interface: cannot create TUN interface {interface:?}: {source}{hint}")]
+    Tun {
+        interface: String,
+        source: io::Error,
+        hint: &'static str,
+    },
+    #[error("announce: rtnetlink socket: {0}")]
+    Netlink(io::Error),
+    #[error("announce.vips: cannot put {addr} on lo (so that this box accepts it): {source}")]
+    Local { addr: IpAddr, source: io::Error },
+    #[error("announce: cannot start thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Creates the interface, makes sure every VIP is local (on `lo`), and starts the thread,
+/// which announces the VIPs at its first turn if the workers turn and (when asked) servers
+/// are up.
+pub fn start(
+    cfg: &Announce,
+    shared: Arc<Shared>,
+    registry: Arc<Mutex<ServerRegistry>>,
+) -> Result<Announcer, StartError> {
+    let tun = tun::Tun::create(&cfg.interface).map_err(|source| StartError::Tun {
+        interface: cfg.interface.clone(),
+        hint: match source.raw_os_error() {
+            Some(libc::EBUSY) => " (another process holds it: is another ringlb running?)",
+            Some(libc::EPERM) | Some(libc::EACCES) => " (needs CAP_NET_ADMIN)",
+            Some(libc::ENOENT) | Some(libc::ENODEV) => " (no /dev/net/tun: modprobe tun)",
+            _ => "",
+        },
+        source,
+    })?;
+    let mut netlink = Rtnetlink::open().map_err(StartError::Netlink)?;
+    for vip in &cfg.vips {
+        make_local(&mut netlink, vip.addr).map_err(|source| StartError::Local {
+            addr: vip.addr,
+            source,
+        })?;
+    }
+    event!(
+        "announce: interface {} (index {}) for {} VIPs; the routing daemon exports its addresses",
+        tun.name,
+        tun.index,
+        cfg.vips.len()
+    );
+    let (commands, commands_rx) = crossbeam_channel::unbounded();
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let workers = shared.heartbeats.len();
+    let runner = Runner {
+        watchdog: new_watchdog(&shared, cfg.worker_stall),
+        cfg: cfg.clone(),
+        tun,
+        netlink,
+        shared,
+        registry,
+        workers,
+        announced: HashMap::new(),
+        failing: HashMap::new(),
+        servers_up: Vec::new(),
+        ticks: 0,
+        stopping: false,
+        commands: commands_rx,
+        done: done_tx,
+    };
+    let withdraw_delay = cfg.withdraw_delay;
+    let thread = thread::Builder::new()
+        .name("ringlb-announce".into())
+        .spawn(move || {
+            let mut runner = runner;
+            fault::supervise_with(Helper::Announce, &mut runner, Runner::run, Runner::recover)
+        })
+        .map_err(StartError::Thread)?;
+    Ok(Announcer {
+        commands,
+        done,
+        thread: Some(thread),
+        withdraw_delay,
+    })
+}
+
+impl Announcer {
+    /// Withdraws every VIP and keeps them withdrawn (a stop); returns how many were
+    /// announced, once they are off the interface (or after a bounded wait).
+    pub fn withdraw(&self) -> usize {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = self.commands.send(Cmd::Withdraw(tx));
+        match rx.recv_timeout(STOP_TIMEOUT) {
+            Ok(n) => n,
+            Err(_) => {
+                event!(error: "announce: the announce thread did not withdraw in {STOP_TIMEOUT:?}");
+                0
+            }
+        }
+    }
+
+    /// How long a stop goes on accepting after the withdrawal.
+    pub fn withdraw_delay(&self) -> Duration {
+        self.withdraw_delay
+    }
+
+    /// Applies a reloaded `announce` section: VIPs, tracking and the delay change in place
+    /// (`None`: every VIP is withdrawn); a new interface name needs a restart.
+    pub fn reload(&mut self, cfg: Option<&Announce>) {
+        if let Some(c) = cfg {
+            self.withdraw_delay = c.withdraw_delay;
+        }
+        let _ = self.commands.send(Cmd::Reload(cfg.cloned()));
+    }
+
+    fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let _ = self.commands.send(Cmd::Stop);
+        if self.done.recv_timeout(STOP_TIMEOUT).is_ok() {
+            let _ = thread.join();
+        } else {
+            event!(error: "announce: the announce thread did not stop in {STOP_TIMEOUT:?}");
+        }
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Why a VIP is not announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Withdrawn {
+    Stopping,
+    Workers { live: usize, min: usize },
+    NoUpServer,
+}
+
+impl std::fmt::Display for Withdrawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Withdrawn::Stopping => write!(f, "stopping"),
+            Withdrawn::Workers { live, min } => write!(
+                f,
+                "{live} workers turn their loop, fewer than min_workers {min}"
+            ),
+            Withdrawn::NoUpServer => write!(f, "no frontend bound to it has an UP server"),
+        }
+    }
+}
+
+/// Whether a VIP is announced: `Ok` to announce, else why not. `server_up` is `None`
+/// without `require_up_server`.
+fn verdict(
+    stopping: bool,
+    live: usize,
+    min: usize,
+    server_up: Option<bool>,
+) -> Result<(), Withdrawn> {
+    if stopping {
+        Err(Withdrawn::Stopping)
+    } else if live < min {
+        Err(Withdrawn::Workers { live, min })
+    } else if server_up == Some(false) {
+        Err(Withdrawn::NoUpServer)
+    } else {
+        Ok(())
+    }
+}
+
+struct Runner {
+    cfg: Announce,
+    tun: tun::Tun,
+    netlink: Rtnetlink,
+    shared: Arc<Shared>,
+    registry: Arc<Mutex<ServerRegistry>>,
+    workers: usize,
+    watchdog: Watchdog,
+    /// VIPs on the interface now.
+    announced: HashMap<IpAddr, bool>,
+    /// The last netlink error per VIP, logged once until it changes.
+    failing: HashMap<IpAddr, String>,
+    /// Per VIP of `cfg.vips`: a frontend bound to it has an UP server.
+    servers_up: Vec<bool>,
+    ticks: u32,
+    stopping: bool,
+    commands: Receiver<Cmd>,
+    done: Sender<()>,
+}
+
+impl Runner {
+    /// After a fault: every VIP off, so a thread that keeps failing announces nothing; the
+    /// restart announces again what may be.
+    fn recover(&mut self) {
+        self.withdraw_all("announce thread fault");
+    }
+
+    fn run(&mut self) {
+        loop {
+            match self.commands.recv_timeout(PERIOD) {
+                Ok(Cmd::Reload(cfg)) => self.reload(cfg),
+                Ok(Cmd::Withdraw(reply)) => {
+                    self.stopping = true;
+                    let n = self.withdraw_all("stopping");
+                    let _ = reply.send(n);
+                }
+                Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.tick();
+        }
+        self.withdraw_all("stopping");
+        let _ = self.done.send(());
+    }
+
+    fn tick(&mut self) {
+        let now = self.shared.epoch.elapsed().as_millis() as u64;
+        let beats = self
+            .shared
+            .heartbeats
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed));
+        let ages = self.watchdog.check(now, beats);
+        let live = ages.live(self.cfg.worker_stall.as_millis() as u64);
+        let min = self.cfg.min_workers(self.workers);
+        if self.cfg.require_up_server
+            && (self.ticks % SERVER_PERIOD == 0 || self.servers_up.len() != self.cfg.vips.len())
+        {
+            self.read_servers();
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        for i in 0..self.cfg.vips.len() {
+            let addr = self.cfg.vips[i].addr;
+            let server_up = self
+                .cfg
+                .require_up_server
+                .then(|| self.servers_up.get(i).copied().unwrap_or(false));
+            let want = verdict(self.stopping, live, min, server_up);
+            self.set(addr, want);
+        }
+    }
+
+    /// Reads, per VIP, whether a frontend bound to it has an UP server (its backend or one
+    /// of its TLS routes' backends).
+    fn read_servers(&mut self) {
+        let reg = lock(&self.registry);
+        let c = reg.config();
+        self.servers_up = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| {
+                v.frontends
+                    .iter()
+                    .filter_map(|&f| c.frontends.get(f))
+                    .any(|f| {
+                        f.backend
+                            .into_iter()
+                            .chain(f.inspect.routes.iter().map(|r| r.backend))
+                            .any(|b| reg.has_up_server(b))
+                    })
+            })
+            .collect();
+    }
+
+    /// Puts `addr` on the interface or takes it off, logging each change once.
+    fn set(&mut self, addr: IpAddr, want: Result<(), Withdrawn>) {
+        let on = self.announced.get(&addr).copied().unwrap_or(false);
+        if on == want.is_ok() {
+            return;
+        }
+        let host = IfAddr::host(addr);
+        let result = if want.is_ok() {
+            self.netlink.add(self.tun.index, host)
+        } else {
+            self.netlink.remove(self.tun.index, host)
+        };
+        match result {
+            Ok(_) => {
+                self.failing.remove(&addr);
+                self.announced.insert(addr, want.is_ok());
+                match want {
+                    Ok(()) => event!(notice: "announce: {addr} announced (on {})", self.tun.name),
+                    Err(why) => event!(warning: "announce: {addr} withdrawn: {why}"),
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.failing.get(&addr) != Some(&msg) {
+                    event!(error:
+                        "announce: cannot {} {addr} on {}: {msg}",
+                        if want.is_ok() { "put" } else { "take off" },
+                        self.tun.name
+                    );
+                    self.failing.insert(addr, msg);
+                }
+            }
+        }
+    }
+
+    /// Takes every VIP off the interface; returns how many were on it.
+    fn withdraw_all(&mut self, why: &str) -> usize {
+        let mut n = 0;
+        let on: Vec<IpAddr> = self
+            .announced
+            .iter()
+            .filter(|(_, &on)| on)
+            .map(|(&a, _)| a)
+            .collect();
+        for addr in on {
+            match self.netlink.remove(self.tun.index, IfAddr::host(addr)) {
+                Ok(Outcome::Done) => {
+                    n += 1;
+                    event!(warning: "announce: {addr} withdrawn: {why}");
+                }
+                Ok(Outcome::AlreadyThere) => {}
+                Err(e) => event!(error: "announce: cannot take {addr} off {}: {e}", self.tun.name),
+            }
+            self.announced.insert(addr, false);
+        }
+        n
+    }
+
+    fn reload(&mut self, cfg: Option<Announce>) {
+        let Some(cfg) = cfg else {
+            self.withdraw_all("the announce section was removed");
+            self.cfg.vips.clear();
+            return;
+        };
+        if cfg.interface != self.tun.name {
+            event!(warning:
+                "reload: announce.interface changed ({} → {}); this needs a restart and is not applied",
+                self.tun.name, cfg.interface
+            );
+        }
+        let removed: Vec<IpAddr> = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| v.addr)
+            .filter(|a| !cfg.vips.iter().any(|v| v.addr == *a))
+            .collect();
+        for addr in removed {
+            self.set(addr, Err(Withdrawn::Stopping));
+            self.announced.remove(&addr);
+        }
+        for vip in &cfg.vips {
+            if let Err(e) = make_local(&mut self.netlink, vip.addr) {
+                event!(error: "announce: cannot put {} on lo: {e}", vip.addr);
+            }
+        }
+        if cfg.worker_stall != self.cfg.worker_stall {
+            self.watchdog = new_watchdog(&self.shared, cfg.worker_stall);
+        }
+        let interface = std::mem::take(&mut self.cfg.interface);
+        self.cfg = cfg;
+        self.cfg.interface = interface;
+        self.servers_up.clear();
+    }
+}
+
+/// Puts `addr` on `lo` (as /32 or /128) unless it is there: the box must accept the VIP
+/// whether or not it is announced, so that flows the router still sends during a
+/// withdrawal are served, not reset.
+fn make_local(netlink: &mut Rtnetlink, addr: IpAddr) -> io::Result<()> {
+    let lo = nix::net::if_::if_nametoindex("lo").map_err(io::Error::from)?;
+    match netlink.add(lo, IfAddr::host(addr))? {
+        Outcome::Done => event!("announce: {addr} added to lo, so that this box accepts it"),
+        Outcome::AlreadyThere => {}
+    }
+    Ok(())
+}
+
+/// A watchdog that notices its own freeze after half the stall limit.
+fn new_watchdog(shared: &Shared, stall: Duration) -> Watchdog {
+    let now = shared.epoch.elapsed().as_millis() as u64;
+    Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_only_while_serving() {
+        assert_eq!(verdict(false, 2, 1, None), Ok(()));
+        assert_eq!(verdict(false, 1, 1, Some(true)), Ok(()));
+        assert_eq!(
+            verdict(false, 0, 1, None),
+            Err(Withdrawn::Workers { live: 0, min: 1 })
+        );
+        assert_eq!(
+            verdict(false, 2, 1, Some(false)),
+            Err(Withdrawn::NoUpServer)
+        );
+        // A stop outranks everything.
+        assert_eq!(verdict(true, 2, 1, Some(true)), Err(Withdrawn::Stopping));
+    }
+
+    #[test]
+    fn reasons_read_well() {
+        assert_eq!(
+            Withdrawn::Workers { live: 1, min: 2 }.to_string(),
+            "1 workers turn their loop, fewer than min_workers 2"
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! The scale-out figures (`bench/ecmp` runs them; never a timed test): what clients see when
+//! a balancer is SIGKILLed or its whole box freezes (part 3), established connections on the
+//! surviving balancers when one leaves and one joins, with plain ECMP and with a resilient
+//! next-hop group (part 6), and wrk through the router with 1, 2 and 3 balancers (part 7).
+//! Every load is bounded in count and time.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::client::{self, enter, sources, Prober, CLIENT_NS, VIP};
+use crate::fleet::{
+    balancer_addr, balancer_of, config, next_hops, ringlb, wait_next_hops, ROUTER_NS,
+};
+use crate::nodes::Node;
+
+/// Part 3: one balancer SIGKILLed (ringlb alone; BIRD goes on), then a whole box frozen
+/// (ringlb and BIRD SIGSTOPped: BFD's case). Returns the report's lines.
+pub fn crash(lbs: &mut [Node], dir: &std::path::Path, sources_n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let srcs: Vec<Ipv4Addr> = sources().into_iter().take(sources_n).collect();
+    let period = Duration::from_millis(10);
+
+    // SIGKILL of lb3's ringlb.
+    let prober = Prober::start(srcs.clone(), period);
+    thread::sleep(Duration::from_millis(1000));
+    let at = prober.elapsed();
+    lbs[2].signal(libc::SIGKILL);
+    let gone = wait_next_hops(&[1, 2], Duration::from_secs(5));
+    lbs[2].reap(Duration::from_secs(5));
+    thread::sleep(Duration::from_millis(1000));
+    let attempts = prober.finish();
+    out.push(impact(
+        "ringlb SIGKILLed (BIRD alive)",
+        &attempts,
+        at,
+        gone,
+        srcs.len(),
+        period,
+    ));
+    lbs[2] = ringlb(3, &config(3), dir, "after-kill");
+    wait_back();
+
+    // The whole box frozen: ringlb and BIRD stopped.
+    let bird = bird_pid(3);
+    let prober = Prober::start(srcs.clone(), period);
+    thread::sleep(Duration::from_millis(1000));
+    let at = prober.elapsed();
+    lbs[2].signal(libc::SIGSTOP);
+    if let Some(p) = bird {
+        // SAFETY: plain syscall on the lab's BIRD process.
+        unsafe { libc::kill(p, libc::SIGSTOP) };
+    }
+    let gone = wait_next_hops(&[1, 2], Duration::from_secs(5));
+    thread::sleep(Duration::from_millis(1000));
+    let attempts = prober.finish();
+    lbs[2].signal(libc::SIGCONT);
+    if let Some(p) = bird {
+        // SAFETY: as above.
+        unsafe { libc::kill(p, libc::SIGCONT) };
+    }
+    out.push(impact(
+        "box frozen (ringlb + BIRD SIGSTOPped): BFD",
+        &attempts,
+        at,
+        gone,
+        srcs.len(),
+        period,
+    ));
+    wait_back();
+    out
+}
+
+/// One table row: when the route left the router, the outage of new connections, the
+/// share of client addresses that saw a failure.
+fn impact(
+    what: &str,
+    attempts: &[client::Attempt],
+    at: Duration,
+    gone: Result<Duration, Vec<u8>>,
+    sources_n: usize,
+    period: Duration,
+) -> String {
+    let failed: Vec<&client::Attempt> = attempts.iter().filter(|a| a.result.is_err()).collect();
+    let affected: HashSet<Ipv4Addr> = failed.iter().map(|a| a.src).collect();
+    // Per source: from its last success before a failure to its first success after.
+    let mut by_src: HashMap<Ipv4Addr, Vec<&client::Attempt>> = HashMap::new();
+    for a in attempts {
+        by_src.entry(a.src).or_default().push(a);
+    }
+    let mut worst = Duration::ZERO;
+    for list in by_src.values() {
+        let mut last_ok: Option<Duration> = None;
+        let mut failing = false;
+        for a in list {
+            match (&a.result, failing) {
+                (Ok(_), true) => {
+                    worst = worst.max(a.at.saturating_sub(last_ok.unwrap_or(at)));
+                    failing = false;
+                    last_ok = Some(a.at);
+                }
+                (Ok(_), false) => last_ok = Some(a.at),
+                (Err(_), _) => failing = true,
+            }
+        }
+    }
+    let first = failed.first().map(|a| a.at.saturating_sub(at));
+    let last = failed.last().map(|a| a.at.saturating_sub(at));
+    let gone = match gone {
+        Ok(d) => format!("{} ms", d.as_millis()),
+        Err(h) => format!("not within 5 s (next hops {h:?})"),
+    };
+    format!(
+        "| {what} | {gone} | {} of {} ({}) | {} | {}/{sources_n} | {} |",
+        failed.len(),
+        attempts.len(),
+        match (first, last) {
+            (Some(f), Some(l)) => format!("from +{} to +{} ms", f.as_millis(), l.as_millis()),
+            _ => "none".into(),
+        },
+        if worst.is_zero() {
+            "0".to_string()
+        } else {
+            format!("{} ms", worst.as_millis())
+        },
+        affected.len(),
+        format_args!("{} addresses x 1 per {} ms", sources_n, period.as_millis()),
+    )
+}
+
+fn bird_pid(lb: u8) -> Option<i32> {
+    std::fs::read_to_string(format!("/run/ringlb-ecmp/lb{lb}/bird.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn wait_back() {
+    if let Err(h) = wait_next_hops(&[1, 2, 3], Duration::from_secs(20)) {
+        panic!("the route did not come back to all three balancers: {h:?}");
+    }
+    // BFD and BGP settle; the next scenario starts from a quiet state.
+    thread::sleep(Duration::from_millis(500));
+}
+
+/// An established HTTP/1.1 connection through the VIP and the balancer that answered on it.
+struct Held {
+    stream: TcpStream,
+    balancer: u8,
+}
+
+/// One keep-alive request on `s`; the balancer that answered.
+fn request(s: &mut TcpStream) -> Result<u8, String> {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: ecmp\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if Instant::now() > deadline {
+            return Err("timeout".into());
+        }
+        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        // nginx's `return 200 "webN addr\n"`: the body ends with a newline.
+        if let Some(body) = text.split("\r\n\r\n").nth(1).filter(|b| b.ends_with('\n')) {
+            let addr = body.trim().split(' ').nth(1).unwrap_or("");
+            return addr
+                .parse()
+                .ok()
+                .and_then(balancer_of)
+                .ok_or_else(|| format!("body {body:?}"));
+        }
+    }
+}
+
+/// Opens `per_source` keep-alive connections from each source; each answers once.
+fn hold(per_source: usize) -> Vec<Held> {
+    let mut held = Vec::new();
+    for _ in 0..per_source {
+        for src in sources() {
+            let Ok(s) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+                continue;
+            };
+            if s.bind(&SocketAddr::V4(SocketAddrV4::new(src, 0)).into())
+                .is_err()
+                || s.connect_timeout(
+                    &SocketAddr::V4(SocketAddrV4::new(VIP, 80)).into(),
+                    Duration::from_secs(1),
+                )
+                .is_err()
+            {
+                continue;
+            }
+            let mut stream = TcpStream::from(s);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            if let Ok(balancer) = request(&mut stream) {
+                held.push(Held { stream, balancer });
+            }
+        }
+    }
+    held
+}
+
+/// Of the held connections on the balancers in `survivors`: how many, and how many failed
+/// their next request.
+fn reset_on(held: &mut [Held], survivors: &[u8]) -> (usize, usize) {
+    let mut on = 0;
+    let mut reset = 0;
+    for h in held.iter_mut().filter(|h| survivors.contains(&h.balancer)) {
+        on += 1;
+        if request(&mut h.stream).is_err() {
+            reset += 1;
+        }
+    }
+    (on, reset)
+}
+
+/// The router's route to the VIP as a resilient next-hop group above BIRD's route (BIRD
+/// 2.0.12 writes multipath routes, not next-hop objects): `members` of balancers 1 to 3.
+fn resilient(members: &[u8]) {
+    let group: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    for lb in 1..=3u8 {
+        cmds.push(
+            format!(
+                "nexthop replace id {lb} via {} dev veth-l",
+                balancer_addr(lb)
+            )
+            .split(' ')
+            .map(String::from)
+            .collect(),
+        );
+    }
+    // idle_timer: a bucket moves to a joining balancer only after no packet used it for
+    // this long; unbalanced_timer 0: never forced.
+    cmds.push(
+        format!(
+            "nexthop replace id 100 group {} type resilient buckets 256 idle_timer 60 unbalanced_timer 0",
+            group.join("/")
+        )
+        .split(' ')
+        .map(String::from)
+        .collect(),
+    );
+    cmds.push(
+        "route replace 192.0.2.240/32 nhid 100 metric 10"
+            .split(' ')
+            .map(String::from)
+            .collect(),
+    );
+    for c in cmds {
+        let ok = Command::new("ip")
+            .args(["-n", ROUTER_NS])
+            .args(&c)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {}", c.join(" "));
+    }
+}
+
+fn remove_resilient() {
+    let _ = Command::new("ip")
+        .args([
+            "-n",
+            ROUTER_NS,
+            "route",
+            "del",
+            "192.0.2.240/32",
+            "metric",
+            "10",
+        ])
+        .status();
+    let _ = Command::new("ip")
+        .args(["-n", ROUTER_NS, "nexthop", "flush"])
+        .status();
+}
+
+/// Part 6: established connections on the surviving balancers when lb2 leaves (graceful
+/// stop) and when it joins again, with the router's plain ECMP and with a resilient group.
+pub fn churn(lbs: &mut [Node], dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for mode in [
+        "plain ECMP (BIRD's multipath route)",
+        "resilient group, 256 buckets",
+    ] {
+        let resilient_mode = mode.starts_with("resilient");
+        if resilient_mode {
+            resilient(&[1, 2, 3]);
+        }
+        // Leave.
+        let mut held = in_client(|| hold(6));
+        lbs[1].signal(libc::SIGTERM);
+        if resilient_mode {
+            resilient(&[1, 3]);
+        }
+        let _ = wait_next_hops(&[1, 3], Duration::from_secs(3));
+        thread::sleep(Duration::from_millis(300));
+        let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
+        out.push(format!(
+            "| {mode} | lb2 leaves (SIGTERM) | {reset} of {on} | {:.0}% |",
+            pct(reset, on)
+        ));
+        // Not survivors: lb2's own established connections, whose packets now reach
+        // another balancer (no socket there: reset).
+        let (on, reset) = in_client(|| reset_on(&mut held, &[2]));
+        out.push(format!(
+            "| {mode} | (lb2's own established connections, still in its drain) | {reset} of {on} | {:.0}% |",
+            pct(reset, on)
+        ));
+        drop(held);
+        lbs[1].reap(Duration::from_secs(15));
+        // Join.
+        let mut held = in_client(|| hold(6));
+        lbs[1] = ringlb(2, &config(2), dir, &format!("join-{}", resilient_mode));
+        let _ = wait_next_hops(&[1, 2, 3], Duration::from_secs(20));
+        if resilient_mode {
+            resilient(&[1, 2, 3]);
+        }
+        thread::sleep(Duration::from_millis(300));
+        let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
+        out.push(format!(
+            "| {mode} | lb2 joins | {reset} of {on} | {:.0}% |",
+            pct(reset, on)
+        ));
+        if resilient_mode {
+            // Who takes new flows right after the join: buckets move only once idle.
+            let after = in_client(|| client::batch(3, 4));
+            let to_lb2 = after
+                .iter()
+                .filter(|(_, r)| matches!(r, Ok(a) if balancer_of(a.balancer) == Some(2)))
+                .count();
+            out.push(format!(
+                "| {mode} | (new connections right after the join: {to_lb2} of {} to lb2) | | |",
+                after.len()
+            ));
+            remove_resilient();
+        }
+        drop(held);
+        thread::sleep(Duration::from_millis(500));
+    }
+    out
+}
+
+fn pct(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / of as f64
+    }
+}
+
+/// Runs `f` on a thread inside the client's namespace.
+fn in_client<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|s| {
+        s.spawn(|| {
+            enter(CLIENT_NS);
+            f()
+        })
+        .join()
+        .expect("client thread")
+    })
+}
+
+/// Part 7: wrk (Connection: close) from the client through the router with 1, 2 and 3
+/// balancers announcing.
+pub fn throughput(lbs: &mut [Node], dir: &std::path::Path, secs: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    // Down to one balancer.
+    for i in [1, 2] {
+        lbs[i].signal(libc::SIGTERM);
+    }
+    let _ = wait_next_hops(&[1], Duration::from_secs(5));
+    for i in [1, 2] {
+        lbs[i].reap(Duration::from_secs(15));
+    }
+    for n in 1..=3u8 {
+        if n > 1 {
+            let i = usize::from(n - 1);
+            lbs[i] = ringlb(n, &config(n), dir, "wrk");
+        }
+        let want: Vec<u8> = (1..=n).collect();
+        if let Err(h) = wait_next_hops(&want, Duration::from_secs(20)) {
+            out.push(format!("| {n} | route not on {want:?} but {h:?} | | |"));
+            continue;
+        }
+        thread::sleep(Duration::from_millis(500));
+        let wrk = Command::new("ip")
+            .args(["netns", "exec", CLIENT_NS, "wrk", "-t2", "-c32"])
+            .arg(format!("-d{secs}s"))
+            .args([
+                "-H",
+                "Connection: close",
+                "--latency",
+                "http://192.0.2.240/",
+            ])
+            .output()
+            .expect("run wrk");
+        let text = String::from_utf8_lossy(&wrk.stdout);
+        let rate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .map_or("?".into(), |r| r.trim().to_string());
+        let p99 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("99%"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string();
+        let errors = text
+            .lines()
+            .find(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
+            .unwrap_or("none")
+            .trim()
+            .to_string();
+        out.push(format!(
+            "| {n} | {rate} | {p99} | {errors} | {:?} |",
+            next_hops()
+        ));
+    }
+    out
+}

@@ -1,0 +1,135 @@
+//! The scale-out lab as the test and the benchmark hold it: `scripts/lab up ecmp` (torn down
+//! on drop, even when a test fails), the three ringlb balancers as child processes, and the
+//! router's view: which balancers its route to the VIP goes through.
+
+use std::fs::{self, File};
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::nodes::Node;
+
+pub const LAB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab");
+pub const ROUTER_NS: &str = "ecmp-router";
+
+/// Balancer `lb` (1 to 3): its address on the router's segment.
+pub fn balancer_addr(lb: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 193 + lb)
+}
+
+/// Which balancer (1 to 3) an address is.
+pub fn balancer_of(addr: Ipv4Addr) -> Option<u8> {
+    (1..=3).find(|&lb| balancer_addr(lb) == addr)
+}
+
+/// Why the lab cannot run here, if it cannot (not root). Missing programs are failures:
+/// scripts/test installs them.
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: plain syscall without arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (the lab creates network namespaces)".into());
+    }
+    None
+}
+
+/// The lab, held for one test: an exclusive lock (one scale-out lab per machine), the lab
+/// up, and down on drop.
+pub struct Lab {
+    _lock: File,
+}
+
+impl Lab {
+    pub fn up() -> Lab {
+        let lock = File::create("/run/ringlb-ecmp.lock").expect("create /run/ringlb-ecmp.lock");
+        // SAFETY: plain syscall on a descriptor we hold; blocks until the other lab is gone.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let lab = Lab { _lock: lock };
+        lab_script("up");
+        lab
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        lab_script("down");
+    }
+}
+
+fn lab_script(verb: &str) {
+    let out = Command::new("timeout")
+        .args(["60", LAB_SCRIPT, verb, "ecmp"])
+        .output()
+        .expect("run scripts/lab");
+    assert!(
+        out.status.success() || thread::panicking(),
+        "scripts/lab {verb} ecmp: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A scratch directory for logs and edited configs.
+pub fn work_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringlb-ecmp-{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create work dir");
+    dir
+}
+
+/// conf/ecmp-lb`lb`.json.
+pub fn config(lb: u8) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("conf/ecmp-lb{lb}.json"))
+}
+
+/// ringlb in ecmp-lb`lb` on `config`, with the test fault switches on.
+pub fn ringlb(lb: u8, config: &Path, dir: &Path, tag: &str) -> Node {
+    let bin = env!("CARGO_BIN_EXE_ringlb");
+    let config = config.to_str().expect("utf-8 path");
+    Node::spawn(
+        &format!("ringlb-lb{lb}"),
+        &format!("ecmp-lb{lb}"),
+        &[bin, "-c", config],
+        &[("RINGLB_TEST_FAULTS", "1")],
+        &dir.join(format!("lb{lb}-{tag}.log")),
+    )
+}
+
+/// The balancers (1 to 3) the router's route to the VIP goes through now.
+pub fn next_hops() -> Vec<u8> {
+    let out = Command::new("ip")
+        .args(["-n", ROUTER_NS, "-4", "route", "show", "192.0.2.240/32"])
+        .output()
+        .expect("ip route show");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut hops: Vec<u8> = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .filter_map(|w| w[1].parse().ok().and_then(balancer_of))
+        .collect();
+    // A second route (the bench's resilient group above BIRD's) names balancers again.
+    hops.sort_unstable();
+    hops.dedup();
+    hops
+}
+
+/// Waits until the router's next hops are exactly `want`; how long it took, or what they
+/// were at the limit.
+pub fn wait_next_hops(want: &[u8], limit: Duration) -> Result<Duration, Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let hops = next_hops();
+        if hops == want {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(hops);
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
