@@ -1,7 +1,8 @@
 //! VRRP on a box of the test's own: a network namespace (`rtest-...`) with a veth pair,
 //! lab addresses (192.0.2.0/24) and no route out, where a test reads what ringlb sends
 //! from the other end of the pair. `ringlb release` takes a dead ringlb's VIP off and
-//! sends priority 0, and does nothing where no VIP is held.
+//! sends priority 0, and does nothing where no VIP is held; a tracked link down shows
+//! FAULT on the stats page, its JSON, `/metrics` and `ringlb ctl show vrrp`.
 //!
 //! Root only: skipped with a message otherwise. (The two-box scenarios, against keepalived
 //! too, are the lab's: `tests/lab.rs`.)
@@ -9,10 +10,10 @@
 pub mod common;
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -231,4 +232,123 @@ fn release_takes_a_dead_ringlbs_vip_off_and_sends_priority_0() {
     assert_eq!(text(&out.stdout), "", "release without a VIP did something");
     let sent = capture.next_advert(Duration::from_millis(500));
     assert_eq!(sent, None, "an advert sent by a box that held no VIP");
+}
+
+fn ctl(socket: &Path, words: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(words.split_whitespace())
+        .output()
+        .expect("run ringlb ctl")
+}
+
+/// The instance's state as `ringlb ctl --json show vrrp` gives it.
+fn vrrp_state(socket: &Path) -> Option<String> {
+    let out = ctl(socket, "--json show vrrp");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    rows[0]["state"].as_str().map(str::to_owned)
+}
+
+fn wait_state(lb: &Ringlb, socket: &Path, want: &str) {
+    wait_for(Duration::from_secs(5), || {
+        (vrrp_state(socket).as_deref() == Some(want)).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "VI_1 not {want} within 5 s (now {:?}); log:\n{}",
+            vrrp_state(socket),
+            lb.log()
+        )
+    });
+}
+
+/// The body of an HTTP answer.
+fn body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+fn state_sample(state: &str, value: u8) -> String {
+    format!("ringlb_vrrp_state{{vrrp_instance=\"VI_1\",vrid=\"{VRID}\",state=\"{state}\"}} {value}")
+}
+
+#[test]
+fn a_tracked_link_down_shows_fault_on_the_stats_page_metrics_and_ctl() {
+    let Some(ns) = namespace("fault") else {
+        return;
+    };
+    ns.link_pair("ta", "tb");
+    let dir = temp_dir("fault");
+    let socket = dir.join("ringlb.sock");
+    let stats = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = vrrp_config(
+        free_port(),
+        &format!(
+            r#", "control": {{ "socket": "{}" }}, "stats": {{ "bind": "{stats}" }}"#,
+            socket.display()
+        ),
+        "",
+        r#", "track_interfaces": [ { "name": "ta" } ]"#,
+    );
+    let lb = Ringlb::launch(
+        &config,
+        &Launch {
+            netns: Some(ns.name()),
+            ..Launch::default()
+        },
+    );
+    wait_state(&lb, &socket, "MASTER");
+    assert!(holds_vip(&ns));
+
+    ns.ip("link set ta down");
+    wait_state(&lb, &socket, "FAULT");
+    assert!(!holds_vip(&ns), "the VIP stays on va in FAULT");
+    let out = ctl(&socket, "show vrrp");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("instance "), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("VI_1 "))
+        .unwrap_or_else(|| panic!("no VI_1 row:\n{table}"));
+    let cols: Vec<&str> = row
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cols[1], "FAULT", "{table}");
+    assert_eq!(cols[3], "interface ta down", "{table}");
+    let out = ctl(&socket, "--json show vrrp");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON rows");
+    assert_eq!(rows[0]["fault"], "interface ta down", "{rows}");
+
+    let (json, html, metrics) = ns.run(|| {
+        let get = |path| http_get(stats, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (get("/stats.json"), get("/"), get("/metrics"))
+    });
+    let report: serde_json::Value = serde_json::from_str(body(&json)).expect("stats JSON");
+    let row = &report["vrrp"][0];
+    assert_eq!(row["name"], "VI_1", "{report}");
+    assert_eq!(row["state"], "FAULT", "{row}");
+    assert_eq!(row["fault"], "interface ta down", "{row}");
+    assert!(
+        html.contains(r#"<td><span class="state FAULT">FAULT</span></td>"#)
+            && html.contains("interface ta down"),
+        "{html}"
+    );
+    for (state, value) in [("FAULT", 1), ("MASTER", 0), ("BACKUP", 0), ("INIT", 0)] {
+        assert!(
+            metrics.contains(&state_sample(state, value)),
+            "no {}:\n{metrics}",
+            state_sample(state, value)
+        );
+    }
+
+    // The link back: out of FAULT, master again (alone on the link), and so say the metrics.
+    ns.ip("link set ta up");
+    wait_state(&lb, &socket, "MASTER");
+    let metrics = ns.run(|| http_get(stats, "/metrics").expect("GET /metrics"));
+    assert!(metrics.contains(&state_sample("FAULT", 0)), "{metrics}");
+    assert!(metrics.contains(&state_sample("MASTER", 1)), "{metrics}");
 }
