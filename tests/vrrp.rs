@@ -2,7 +2,8 @@
 //! lab addresses (192.0.2.0/24) and no route out, where a test reads what ringlb sends
 //! from the other end of the pair. `ringlb release` takes a dead ringlb's VIP off and
 //! sends priority 0, and does nothing where no VIP is held; a tracked link down shows
-//! FAULT on the stats page, its JSON, `/metrics` and `ringlb ctl show vrrp`.
+//! FAULT on the stats page, its JSON, `/metrics` and `ringlb ctl show vrrp`; a notify
+//! command that outlives `vrrp.notify_timeout` is killed and reaped.
 //!
 //! Root only: skipped with a message otherwise. (The two-box scenarios, against keepalived
 //! too, are the lab's: `tests/lab.rs`.)
@@ -351,4 +352,87 @@ fn a_tracked_link_down_shows_fault_on_the_stats_page_metrics_and_ctl() {
     let metrics = ns.run(|| http_get(stats, "/metrics").expect("GET /metrics"));
     assert!(metrics.contains(&state_sample("FAULT", 0)), "{metrics}");
     assert!(metrics.contains(&state_sample("MASTER", 1)), "{metrics}");
+}
+
+/// The processes whose parent is `pid`, with their state letter (`Z` for a zombie).
+fn children_of(pid: i32) -> Vec<(i32, char, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // After the command (which may hold spaces): state, ppid.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if f.next().and_then(|p| p.parse().ok()) == Some(pid) {
+            let comm = head.split_once('(').map_or("", |(_, c)| c).to_string();
+            out.push((child, state, comm));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_notify_command_past_its_timeout_is_killed_and_reaped() {
+    let Some(ns) = namespace("notify") else {
+        return;
+    };
+    let dir = temp_dir("notify");
+    let after = dir.join("after-sleep");
+    let config = vrrp_config(
+        free_port(),
+        "",
+        r#", "notify_timeout": "300ms""#,
+        &format!(r#", "notify_master": "sleep 2; touch {}""#, after.display()),
+    );
+    let lb = Ringlb::launch(
+        &config,
+        &Launch {
+            netns: Some(ns.name()),
+            ..Launch::default()
+        },
+    );
+    let killed = lb
+        .wait_for_line(Duration::from_secs(5), |l| l.contains("vrrp: notify "))
+        .unwrap_or_else(|| panic!("no notify line within 5 s; log:\n{}", lb.log()));
+    assert!(
+        killed.contains(&format!(
+            "notify sleep 2; touch {} killed after 300ms",
+            after.display()
+        )),
+        "{killed}"
+    );
+    // The serving process (the supervisor's child) is left without a child, zombie or not,
+    // and nothing of the command runs on in the namespace.
+    let serving: Vec<i32> = children_of(lb.pid() as i32).iter().map(|c| c.0).collect();
+    assert_eq!(serving.len(), 1, "the supervisor's children: {serving:?}");
+    let left = children_of(serving[0]);
+    assert!(
+        left.is_empty(),
+        "children of ringlb after the kill: {left:?}"
+    );
+    let mut ours = vec![lb.pid() as i32, serving[0]];
+    ours.sort_unstable();
+    // SIGKILL is sent, not yet delivered, when the line is logged.
+    let alone = wait_for(Duration::from_secs(1), || {
+        let mut inside = ns.pids();
+        inside.sort_unstable();
+        (inside == ours).then_some(())
+    });
+    assert!(
+        alone.is_some(),
+        "processes in the namespace besides ringlb's two {ours:?}: {:?}",
+        ns.pids()
+    );
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(
+        !after.exists(),
+        "the notify command ran on past its timeout"
+    );
 }
