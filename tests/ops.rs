@@ -293,6 +293,26 @@ fn a_drained_server_stays_drained_across_a_restart() {
     );
     drop(lb);
 
+    // s1 moved to another address: the saved setting was for a server no longer in the
+    // config, so it is skipped with a warning and the s1 now configured is not drained.
+    let c = Backend::echo();
+    let lb = Ringlb::start(&config.replace(&a.addr().to_string(), &c.addr().to_string()));
+    let table = stdout(&ctl(&socket, "show servers"));
+    assert!(!table.contains("DRAIN"), "{table}");
+    let warning = format!(
+        "state file {}: no server be/s1 at {} in the config",
+        state.display(),
+        a.addr()
+    );
+    let log = lb.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&warning) && l.ends_with("skipped")),
+        "no warning {warning:?}; log:\n{log}"
+    );
+    assert!(!log.contains("admin settings restored"), "{log}");
+    drop(lb);
+
     // A corrupt file is ignored with a warning: ringlb starts with every server ready.
     fs::write(&state, "{ this is not JSON").unwrap();
     let lb = Ringlb::start(&config);
