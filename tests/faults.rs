@@ -2,11 +2,14 @@
 //! that panics is restarted and forwarding never notices; a worker that panics closes its
 //! connections and the process stops with a non-zero status and a clear log line, so that
 //! the service manager restarts it; a frozen worker leaves the accept path and the other
-//! worker takes its connections, queued ones included.
+//! worker takes its connections, queued ones included; stalled workers stop systemd's
+//! watchdog pings until they turn again.
 
 pub mod common;
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -239,4 +242,92 @@ fn a_frozen_worker_leaves_the_accept_path_and_its_queue_moves_on() {
         failures, 0,
         "{failures} of {attempts} failed after the thaw"
     );
+}
+
+/// The datagrams that reach systemd's stand-in within `window`: (watchdog pings, others).
+fn notifications_for(sock: &UnixDatagram, window: Duration) -> (usize, usize) {
+    let (mut pings, mut others) = (0, 0);
+    let deadline = Instant::now() + window;
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() {
+            break;
+        }
+        sock.set_read_timeout(Some(left)).expect("read timeout");
+        match sock.recv(&mut buf) {
+            Ok(n) if &buf[..n] == b"WATCHDOG=1" => pings += 1,
+            Ok(_) => others += 1,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("notify socket: {e}"),
+        }
+    }
+    (pings, others)
+}
+
+/// Throws away what is queued on the notify socket.
+fn drain(sock: &UnixDatagram) {
+    sock.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 4096];
+    while sock.recv(&mut buf).is_ok() {}
+    sock.set_nonblocking(false).expect("blocking");
+}
+
+#[test]
+fn stalled_workers_stop_the_systemd_watchdog_pings_until_they_turn_again() {
+    // systemd's side: the notify socket, and WatchdogSec=1s (pings due every 500 ms).
+    // Not under temp_dir: its name, made of the test's, is too long for a socket path.
+    let path = std::env::temp_dir().join(format!("ringlb-wd-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+    let path = path.display().to_string();
+    let echo = Backend::echo();
+    let port = free_port();
+    let lb = Ringlb::launch(
+        &config(2, port, "", "", &servers(&[echo.addr()])),
+        &Launch {
+            env: &[
+                ("RINGLB_TEST_FAULTS", "1"),
+                ("NOTIFY_SOCKET", &path),
+                ("WATCHDOG_USEC", "1000000"),
+            ],
+            ..Launch::default()
+        },
+    );
+    let (pings, _) = notifications_for(&sock, Duration::from_millis(1_500));
+    assert!(
+        pings >= 1,
+        "no WATCHDOG=1 while the workers turn; log:\n{}",
+        lb.log()
+    );
+
+    send_rt(&lb, 3);
+    lb.wait_for_line(Duration::from_secs(5), |l| {
+        l.contains("not pinging the systemd watchdog")
+    })
+    .unwrap_or_else(|| panic!("the stall is not noticed; log:\n{}", lb.log()));
+    // Pings sent before the stall was seen are old news.
+    drain(&sock);
+    let (pings, others) = notifications_for(&sock, Duration::from_millis(2_000));
+    assert_eq!(pings, 0, "WATCHDOG=1 sent while every worker is stalled");
+    // The control thread still ticks (its STATUS= lines): holding the pings is its choice.
+    assert!(
+        others >= 2,
+        "{others} status lines in 2 s: the control thread is not ticking"
+    );
+
+    send_rt(&lb, 3);
+    let (pings, _) = notifications_for(&sock, Duration::from_millis(2_000));
+    assert!(
+        pings >= 1,
+        "no WATCHDOG=1 within 2 s of the workers turning again; log:\n{}",
+        lb.log()
+    );
+    let _ = std::fs::remove_file(&path);
 }

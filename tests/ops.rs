@@ -7,6 +7,7 @@ pub mod common;
 
 use std::fs;
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,6 +55,17 @@ fn ctl_shows_sets_and_closes_a_servers_connections() {
     let port = free_port();
     let (config, socket) = config_with_socket(port, &servers(&[a.addr(), b.addr()]), "");
     let lb = Ringlb::start(&config);
+    // Only the service's user may drive it.
+    let mode = fs::metadata(&socket)
+        .expect("control socket")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "control socket mode {:o}",
+        mode & 0o777
+    );
 
     let out = ctl(&socket, "show servers");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -69,6 +81,11 @@ fn ctl_shows_sets_and_closes_a_servers_connections() {
     assert_eq!(info["workers"], 2);
     let out = ctl(&socket, "show frontends");
     assert!(stdout(&out).contains(&format!("127.0.0.1:{port}")));
+    // Instances in FAULT and their cause: tests/vrrp.rs (it needs a namespace).
+    let out = ctl(&socket, "show vrrp");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "no VRRP instance\n");
+    assert_eq!(stdout(&ctl(&socket, "--json show vrrp")).trim(), "[]");
 
     // Two connections held open; then s1 is drained and its connections closed.
     let mut held: Vec<TcpStream> = (0..4).map(|_| connect(frontend(port))).collect();
@@ -274,6 +291,26 @@ fn a_drained_server_stays_drained_across_a_restart() {
         "{}",
         lb.log()
     );
+    drop(lb);
+
+    // s1 moved to another address: the saved setting was for a server no longer in the
+    // config, so it is skipped with a warning and the s1 now configured is not drained.
+    let c = Backend::echo();
+    let lb = Ringlb::start(&config.replace(&a.addr().to_string(), &c.addr().to_string()));
+    let table = stdout(&ctl(&socket, "show servers"));
+    assert!(!table.contains("DRAIN"), "{table}");
+    let warning = format!(
+        "state file {}: no server be/s1 at {} in the config",
+        state.display(),
+        a.addr()
+    );
+    let log = lb.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&warning) && l.ends_with("skipped")),
+        "no warning {warning:?}; log:\n{log}"
+    );
+    assert!(!log.contains("admin settings restored"), "{log}");
     drop(lb);
 
     // A corrupt file is ignored with a warning: ringlb starts with every server ready.

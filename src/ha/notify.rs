@@ -1,8 +1,13 @@
 //! keepalived's notify commands: run by `/bin/sh -c` without waiting (the VRRP thread never
-//! blocks on one), reaped as they finish (no zombies), killed past `notify_timeout`.
+//! blocks on one), reaped as they finish (no zombies), killed past `notify_timeout` with
+//! everything they started (each runs in a process group of its own).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 use crate::logging::event;
 
@@ -43,6 +48,9 @@ impl Notifier {
             .arg("sh")
             .args(args)
             .stdin(Stdio::null())
+            // Its own group, so that a timeout also kills what the shell runs (a hung
+            // `curl`), which would otherwise outlive it.
+            .process_group(0)
             .spawn();
         let what = if args.is_empty() {
             cmd.to_string()
@@ -70,6 +78,8 @@ impl Notifier {
                 false
             }
             Ok(None) if r.started.elapsed() >= timeout => {
+                // Not reaped yet, so the group (the shell's pid) is still this command's.
+                let _ = killpg(Pid::from_raw(r.child.id() as i32), Signal::SIGKILL);
                 let _ = r.child.kill();
                 let _ = r.child.wait();
                 event!(warning: "vrrp: notify {} killed after {timeout:?}", r.what);

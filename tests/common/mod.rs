@@ -18,6 +18,7 @@ mod http;
 mod log;
 mod named;
 mod net;
+mod netns;
 pub mod peers;
 mod ringlb;
 
@@ -34,6 +35,7 @@ pub use http::*;
 pub use log::*;
 pub use named::*;
 pub use net::*;
+pub use netns::*;
 pub use ringlb::*;
 
 /// Read/write timeout for test sockets unless a test needs another one.

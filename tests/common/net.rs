@@ -195,12 +195,13 @@ pub fn listening_inodes(port: u16) -> Vec<u64> {
     inodes
 }
 
-/// Ports of all TCP sockets in LISTEN state on this host (IPv4 and IPv6).
-pub(super) fn listening_ports() -> Vec<u16> {
+/// Ports of all TCP sockets in LISTEN state in the network namespace of process `pid`
+/// (IPv4 and IPv6).
+pub(super) fn listening_ports(pid: u32) -> Vec<u16> {
     const LISTEN: &str = "0A";
     let mut ports = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = fs::read_to_string(table) else {
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
             continue;
         };
         for line in text.lines().skip(1) {

@@ -40,6 +40,8 @@ pub struct Launch<'a> {
     pub nofile: Option<u64>,
     /// stderr to a pipe that nobody reads (see `take_stderr`), instead of the log file.
     pub stderr_pipe: bool,
+    /// The network namespace to run in (`ip netns exec`, see `Netns`).
+    pub netns: Option<&'a str>,
 }
 
 impl Ringlb {
@@ -66,7 +68,16 @@ impl Ringlb {
         let config_path = dir.join("ringlb.json");
         let log_path = dir.join("stderr.log");
         fs::write(&config_path, config).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringlb"));
+        let bin = env!("CARGO_BIN_EXE_ringlb");
+        let mut cmd = match opts.netns {
+            // `ip netns exec` execs in place: the child's pid is ringlb's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("-c")
             .arg(&config_path)
             .args(opts.args)
@@ -115,9 +126,10 @@ impl Ringlb {
     }
 
     /// Waits until the kernel has a listening socket on every frontend port, i.e. until a
-    /// TCP connect to each would succeed. Checked in /proc/net/tcp{,6} rather than by
-    /// connecting, so that no test sees a stray probe connection in its backends, its
-    /// round-robin order, its log or its descriptor count.
+    /// TCP connect to each would succeed. Checked in /proc/PID/net/tcp{,6} (the process's
+    /// network namespace, which may be a test's own) rather than by connecting, so that no
+    /// test sees a stray probe connection in its backends, its round-robin order, its log
+    /// or its descriptor count.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -128,7 +140,7 @@ impl Ringlb {
                     self.log()
                 );
             }
-            let listening = listening_ports();
+            let listening = listening_ports(self.pid());
             let pending: Vec<_> = self
                 .binds
                 .iter()
