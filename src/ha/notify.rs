@@ -78,10 +78,7 @@ impl Notifier {
                 false
             }
             Ok(None) if r.started.elapsed() >= timeout => {
-                // Not reaped yet, so the group (the shell's pid) is still this command's.
-                let _ = killpg(Pid::from_raw(r.child.id() as i32), Signal::SIGKILL);
-                let _ = r.child.kill();
-                let _ = r.child.wait();
+                kill_group(&mut r.child);
                 event!(warning: "vrrp: notify {} killed after {timeout:?}", r.what);
                 false
             }
@@ -94,4 +91,13 @@ impl Notifier {
     pub fn busy(&self) -> bool {
         !self.running.is_empty()
     }
+}
+
+/// Kills a command started in a process group of its own (`process_group(0)`) with
+/// everything it started, and reaps it. Not reaped before, so the group (the shell's pid)
+/// is still this command's.
+pub(super) fn kill_group(child: &mut Child) {
+    let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -7,9 +7,11 @@
 //! The decisions (`ScriptHealth`, `verdict`) are pure and tested here; the checks (spawning
 //! commands, reading files and link states) are thin.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::notify::kill_group;
 use crate::config::{InstanceHooks, TrackFile, TrackScript};
 use crate::logging::event;
 
@@ -171,8 +173,7 @@ impl Trackers {
     pub fn stop(&mut self) {
         for s in &mut self.scripts {
             if let Some((mut child, _)) = s.running.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
             }
         }
     }
@@ -187,8 +188,7 @@ impl Script {
             let passed = match child.try_wait() {
                 Ok(Some(status)) => Some(status.success()),
                 Ok(None) if now.duration_since(*started) >= d.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_group(child);
                     event!(warning: "vrrp: track script {} timed out after {:?}", d.name, d.timeout);
                     Some(false)
                 }
@@ -214,6 +214,8 @@ impl Script {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
+                // Its own group, so that a timeout also kills what the shell runs.
+                .process_group(0)
                 .spawn();
             match spawned {
                 Ok(child) => self.running = Some((child, now)),
@@ -392,5 +394,49 @@ mod tests {
     fn loopback_is_up_and_a_missing_link_is_down() {
         assert!(link_up("lo"));
         assert!(!link_up("ringlb-none0"));
+    }
+
+    #[test]
+    fn a_script_past_its_timeout_is_killed_with_what_it_started() {
+        let dir = std::env::temp_dir().join(format!("ringlb-track-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid_file = dir.join("pid");
+        let def = TrackScript {
+            name: "hangs".into(),
+            // The shell starts a child that would outlive it, then waits.
+            script: format!("sleep 30 & echo $! > {}; wait", pid_file.display()),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_millis(300),
+            weight: -10,
+            rise: 1,
+            fall: 1,
+        };
+        let start = Instant::now();
+        let mut t = Trackers::new(&[def], &[], &[], start);
+        t.poll(start);
+        let mut flipped = false;
+        while start.elapsed() < Duration::from_secs(5) && !flipped {
+            std::thread::sleep(Duration::from_millis(20));
+            flipped = t.poll(Instant::now());
+        }
+        assert!(flipped, "the timed-out run counts as a failure");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = std::path::Path::new("/proc").join(pid.trim()).join("stat");
+        // Gone, or a zombie waiting for init: not sleeping on.
+        let mut alive = true;
+        for _ in 0..50 {
+            alive = std::fs::read_to_string(&stat)
+                .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| !r.starts_with('Z')));
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            !alive,
+            "the script's own child {} outlived the timeout",
+            pid.trim()
+        );
     }
 }

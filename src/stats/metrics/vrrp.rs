@@ -24,7 +24,7 @@ pub fn families(r: &Report) -> Vec<Family> {
     vec![
         Family::new(
             "ringlb_vrrp_state",
-            "1 for the instance's current state (MASTER, BACKUP, INIT), 0 for the others",
+            "1 for the instance's current state (MASTER, BACKUP, INIT, FAULT), 0 for the others",
             None,
             MetricType::Gauge,
             vrrp.iter()
