@@ -406,7 +406,8 @@ mod tests {
             // The shell starts a child that would outlive it, then waits.
             script: format!("sleep 30 & echo $! > {}; wait", pid_file.display()),
             interval: Duration::from_secs(60),
-            timeout: Duration::from_millis(300),
+            // Long enough for the shell to start its child on a loaded machine.
+            timeout: Duration::from_secs(2),
             weight: -10,
             rise: 1,
             fall: 1,
@@ -415,12 +416,13 @@ mod tests {
         let mut t = Trackers::new(&[def], &[], &[], start);
         t.poll(start);
         let mut flipped = false;
-        while start.elapsed() < Duration::from_secs(5) && !flipped {
+        while start.elapsed() < Duration::from_secs(10) && !flipped {
             std::thread::sleep(Duration::from_millis(20));
             flipped = t.poll(Instant::now());
         }
         assert!(flipped, "the timed-out run counts as a failure");
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("the script did not start its child within 2 s: {e}"));
         let stat = std::path::Path::new("/proc").join(pid.trim()).join("stat");
         // Gone, or a zombie waiting for init: not sleeping on.
         let mut alive = true;
