@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use io_uring::types::{self, CancelBuilder, Fd, Timespec};
+use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 
 use crate::balance::PickState;
@@ -43,10 +43,6 @@ const BUF_GROUP: u16 = 0;
 /// the fd plan (`limits`).
 const PIPES_IDLE: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
-/// Batched waits: completions a turn waits for, and for at most how long before it takes
-/// whatever has come (microseconds).
-const WAIT_BATCH: usize = 8;
-const MIN_WAIT_USEC: u32 = 50;
 /// Back-off before accepting again after EMFILE/ENFILE, doubled up to the maximum.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -195,14 +191,11 @@ pub struct Worker {
     workers: usize,
     /// When fd exhaustion was last logged, to log it at most once a second.
     emfile_logged_ms: Option<u64>,
-    /// The kernel takes a minimum wait time (batched waits).
-    min_wait: bool,
 }
 
 impl Worker {
     pub fn new(spec: WorkerSpec) -> io::Result<Worker> {
         let ring = build_ring()?;
-        let min_wait = ring.params().is_feature_min_timeout();
         let bufs = BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_SIZE)?;
         let pipes = PipePool::new(PIPES_IDLE.min(spec.pipes), spec.pipes);
         let snapshot = spec.tables.load_full();
@@ -247,7 +240,6 @@ impl Worker {
             failed: None,
             workers: spec.workers,
             emfile_logged_ms: None,
-            min_wait,
         };
         w.restagger();
         // Slots are made up front so a connection's index never moves; lowest first.
@@ -279,7 +271,7 @@ impl Worker {
             if self.failed.is_some() {
                 break;
             }
-            match self.wait() {
+            match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 // EBUSY: completions must be reaped first, which is what comes next.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
@@ -315,27 +307,6 @@ impl Worker {
         match self.failed.take() {
             Some(why) => WorkerExit::Failed(why),
             None => WorkerExit::Stopped,
-        }
-    }
-
-    /// Submits what is queued and waits for completions. Where the kernel has a minimum
-    /// wait time (`IORING_FEAT_MIN_TIMEOUT`, Linux 6.12), the wait lasts until `WAIT_BATCH`
-    /// completions are in or `MIN_WAIT_USEC` has passed with at least one: a worker that is not
-    /// saturated then handles its completions in batches instead of sleeping and waking
-    /// for each one (measured in the README's performance section).
-    fn wait(&mut self) -> io::Result<usize> {
-        if !self.min_wait {
-            return self.ring.submit_and_wait(1);
-        }
-        // Without an overall timeout the kernel ends the wait with ETIME as soon as the
-        // minimum has passed, even with nothing in; the overall one is the tick's length,
-        // and ETIME after it only means a turn with nothing to do (the tick is due anyway).
-        let args = types::SubmitArgs::new()
-            .min_wait_usec(MIN_WAIT_USEC)
-            .timespec(&self.tick_ts);
-        match self.ring.submitter().submit_with_args(WAIT_BATCH, &args) {
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(0),
-            r => r,
         }
     }
 
