@@ -132,6 +132,7 @@ impl Worker {
             pipes: [None, None],
             id: None,
             seq: self.seq,
+            ready: [true, false],
         };
         self.seq += 1;
         self.live += 1;
@@ -155,6 +156,9 @@ impl Worker {
         };
         let slot = token.slot;
         let Entry { conn, link } = &mut *entry;
+        if token.op == Op::Recv {
+            link.ready[dir as usize] = u32::try_from(res) == Ok(self.bufs.buf_size());
+        }
         let io = &mut Ops {
             w: self,
             link,

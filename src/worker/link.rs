@@ -23,6 +23,9 @@ use crate::proxy;
 use crate::sys::{self, Spliced};
 use crate::table::{BackendTable, Tables};
 
+/// `IORING_RECVSEND_POLL_FIRST`: arm the poll first instead of trying the recv at once.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// Room for client bytes read without waiting, to go out with the PROXY header.
 const EARLY_READ: usize = 16 * 1024;
 
@@ -53,6 +56,10 @@ pub(super) struct Link {
     pub id: Option<Box<str>>,
     /// This worker's connection number.
     pub seq: u64,
+    /// Per direction: its source probably has bytes waiting (a client's first bytes often
+    /// arrive before the server is connected; a recv that filled a whole buffer leaves more
+    /// behind), so the next recv tries at once instead of waiting for readiness first.
+    pub ready: [bool; 2],
 }
 
 impl Link {
@@ -355,12 +362,21 @@ impl ConnIo for Ops<'_> {
     }
 
     fn recv(&mut self, dir: Dir) {
+        // Otherwise the recv comes right after this direction sent all it had, and its
+        // source has rarely sent more yet (request/response): waiting for readiness first
+        // saves a recv that would fail with EAGAIN and be retried after the poll anyway.
+        let prio = if self.link.ready[dir as usize] {
+            0
+        } else {
+            RECVSEND_POLL_FIRST
+        };
         let entry = opcode::Recv::new(
             Fd(self.src(dir)),
             std::ptr::null_mut(),
             self.w.bufs.buf_size(),
         )
         .buf_group(BUF_GROUP)
+        .ioprio(prio)
         .build()
         .flags(squeue::Flags::BUFFER_SELECT)
         .user_data(self.token(Op::Recv, dir));
