@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_script_past_its_timeout_is_killed_with_what_it_started() {
-        let dir = std::env::temp_dir().join(format!("ringlb-track-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ringlb-track-timeout-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pid_file = dir.join("pid");
         let def = TrackScript {
