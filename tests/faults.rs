@@ -74,8 +74,10 @@ fn a_health_thread_fault_is_restarted_and_forwarding_goes_on() {
     );
 }
 
-#[test]
-fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
+/// Starts two workers with the fault switches armed, checks one connection, sends
+/// SIGRTMIN+`switch` (a fault of worker 0) and returns the log once the process has exited
+/// with status 1.
+fn worker_fault_exit_log(switch: i32) -> String {
     let echo = Backend::echo();
     let port = free_port();
     let mut lb = Ringlb::launch(
@@ -94,12 +96,17 @@ fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
     );
     let mut c = connect(frontend(port));
     assert!(echoes(&mut c, b"before", Duration::from_secs(2)));
-    send_rt(&lb, 1);
+    send_rt(&lb, switch);
     let status = lb
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("still running after a worker fault; log:\n{}", lb.log()));
     assert_eq!(status.code(), Some(1), "log:\n{}", lb.log());
-    let log = lb.log();
+    lb.log()
+}
+
+#[test]
+fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
+    let log = worker_fault_exit_log(1);
     assert!(
         log.contains("thread ringlb-w0 panicked at")
             && log.contains("worker 0 failed: panicked: test fault switch")
@@ -113,24 +120,7 @@ fn a_worker_fault_stops_the_process_non_zero_with_a_clear_line() {
 /// thread vanishing with its connections.
 #[test]
 fn a_ring_failure_stops_the_process_non_zero_with_a_clear_line() {
-    let echo = Backend::echo();
-    let port = free_port();
-    let mut lb = Ringlb::launch(
-        &config(2, port, "", "", &servers(&[echo.addr()]))
-            .replace("\"workers\": 2,", "\"workers\": 2, \"grace\": \"1s\","),
-        &Launch {
-            env: &[("RINGLB_TEST_FAULTS", "1")],
-            ..Launch::default()
-        },
-    );
-    let mut c = connect(frontend(port));
-    assert!(echoes(&mut c, b"before", Duration::from_secs(2)));
-    send_rt(&lb, 5);
-    let status = lb
-        .wait_exit(Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("still running after a ring failure; log:\n{}", lb.log()));
-    assert_eq!(status.code(), Some(1), "log:\n{}", lb.log());
-    let log = lb.log();
+    let log = worker_fault_exit_log(5);
     assert!(
         log.contains("worker 0 failed: io_uring")
             && log.contains("Bad address")

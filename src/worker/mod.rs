@@ -462,29 +462,8 @@ impl Worker {
                 self.hold(res, i, false);
                 self.fd_starved = true;
             }
-        } else {
-            let errno = -res;
-            match errno {
-                libc::ECANCELED => {}
-                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                    self.log_fd_exhaustion(&format!(
-                        "accept on {}: {}",
-                        self.listeners[i].addr,
-                        io::Error::from_raw_os_error(errno)
-                    ));
-                    if !more && !self.stopping && !self.listeners[i].backing_off {
-                        self.arm_accept_backoff(i);
-                    }
-                    return;
-                }
-                libc::EINVAL if self.relisten(i) => {}
-                _ => event!(
-                    warning: "worker {}: accept on {}: {}",
-                    self.id,
-                    self.listeners[i].addr,
-                    io::Error::from_raw_os_error(errno)
-                ),
-            }
+        } else if let AcceptFailure::FdsExhausted = self.accept_failed(i, -res, !more) {
+            return;
         }
         if !more || !self.multishot_ok(i) {
             self.fill_accepts(i);
@@ -528,28 +507,33 @@ impl Worker {
             return;
         }
         self.shared.fds.release(CONN_FDS);
-        let errno = -res;
+        if let AcceptFailure::Other = self.accept_failed(i, -res, true) {
+            self.fill_accepts(i);
+        }
+    }
+
+    /// An accept on listener `i` failed with `errno`: fd exhaustion is logged and, when
+    /// `may_back_off` (no multishot still armed), accepting backs off; a listener shut while
+    /// this worker was stalled listens again; anything else is logged.
+    fn accept_failed(&mut self, i: usize, errno: i32, may_back_off: bool) -> AcceptFailure {
+        let error = io::Error::from_raw_os_error(errno);
         match errno {
-            libc::ECANCELED => {}
+            libc::ECANCELED => AcceptFailure::Cancelled,
             libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                self.log_fd_exhaustion(&format!(
-                    "accept on {}: {}",
-                    self.listeners[i].addr,
-                    io::Error::from_raw_os_error(errno)
-                ));
-                if !self.stopping && !self.listeners[i].backing_off {
+                self.log_fd_exhaustion(&format!("accept on {}: {error}", self.listeners[i].addr));
+                if may_back_off && !self.stopping && !self.listeners[i].backing_off {
                     self.arm_accept_backoff(i);
                 }
+                AcceptFailure::FdsExhausted
             }
-            libc::EINVAL if self.relisten(i) => self.fill_accepts(i),
+            libc::EINVAL if self.relisten(i) => AcceptFailure::Other,
             _ => {
                 event!(warning:
-                    "worker {}: accept on {}: {}",
+                    "worker {}: accept on {}: {error}",
                     self.id,
-                    self.listeners[i].addr,
-                    io::Error::from_raw_os_error(errno)
+                    self.listeners[i].addr
                 );
-                self.fill_accepts(i);
+                AcceptFailure::Other
             }
         }
     }
@@ -877,6 +861,16 @@ impl Drop for Worker {
         self.slots_reserved = 0;
         self.log.flush();
     }
+}
+
+/// What a failed accept leaves the caller to do.
+enum AcceptFailure {
+    /// Cancelled on purpose: nothing.
+    Cancelled,
+    /// No fd: wait for the back-off (or for fds to come back), do not accept again now.
+    FdsExhausted,
+    /// Logged, or the listener listens again: accept again.
+    Other,
 }
 
 fn build_ring() -> io::Result<IoUring> {

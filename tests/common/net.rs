@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -63,26 +63,11 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 /// connection right after accepting it can make the connect itself report
 /// `ConnectionReset`: the RST lands before the kernel hands the connected socket back.
 pub fn connect_from_known_port(addr: SocketAddr) -> (SocketAddr, io::Result<TcpStream>) {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
-    let any = match addr {
-        SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
-        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::LOCALHOST, 0)),
+    let loopback: IpAddr = match addr {
+        SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
     };
-    socket.bind(&any.into()).expect("bind client socket");
-    let local = socket
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .expect("client address");
-    let result = socket
-        .connect_timeout(&addr.into(), Duration::from_secs(5))
-        .map(|()| {
-            let stream = TcpStream::from(socket);
-            set_timeouts(&stream, IO_TIMEOUT);
-            stream
-        });
-    (local, result)
+    connect_from(loopback, addr)
 }
 
 /// Whether a connection was closed by its peer: EOF or a reset, on connect or on read.

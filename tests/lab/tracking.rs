@@ -21,6 +21,19 @@ fn ip(args: &[&str]) {
     assert!(ok, "ip {}", args.join(" "));
 }
 
+/// Adds (or deletes) the tracked link's own address.
+fn trk0_address(add_or_del: &str) {
+    ip(&[
+        "-n",
+        "lab-lb1",
+        "addr",
+        add_or_del,
+        "192.0.2.251/32",
+        "dev",
+        "trk0",
+    ]);
+}
+
 /// Waits (bounded) until `path` has at least `n` lines; returns its text.
 fn lines(path: &Path, n: usize) -> String {
     let mut text = String::new();
@@ -42,15 +55,7 @@ pub fn tracking(dir: &Path, out: &mut Outages) {
     ip(&["-n", "lab-lb1", "link", "set", "trk1", "up"]);
     ip(&["-n", "lab-lb1", "link", "set", "trk0", "up"]);
     // An address of its own, so that losing it counts too.
-    ip(&[
-        "-n",
-        "lab-lb1",
-        "addr",
-        "add",
-        "192.0.2.251/32",
-        "dev",
-        "trk0",
-    ]);
+    trk0_address("add");
     let ok = dir.join("chk-ok");
     fs::write(&ok, "").unwrap();
     let notified = dir.join("notify-args.log");
@@ -116,15 +121,7 @@ pub fn tracking(dir: &Path, out: &mut Outages) {
     assert!(lb1
         .log_text()
         .contains("tracked interface trk0 is down (its addresses are gone)"));
-    ip(&[
-        "-n",
-        "lab-lb1",
-        "addr",
-        "add",
-        "192.0.2.251/32",
-        "dev",
-        "trk0",
-    ]);
+    trk0_address("add");
     wait_vip(1, true, Duration::from_secs(3)).expect("tracking: lb1 back once addressed");
 
     // The script fails: 150 - 60 = 90 < 100, and the backup takes over on hearing it.
