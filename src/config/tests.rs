@@ -363,3 +363,41 @@ fn extreme_numbers_are_refused() {
     ];
     assert_eq!(errors(&text).lines().collect::<Vec<_>>(), want);
 }
+
+#[test]
+fn worker_stall_and_min_workers_are_bounded() {
+    let with = |top: &str, track: &str| {
+        format!(
+            r#"{{ {top}
+  "frontends": [ {{ "name": "f", "bind": ["127.0.0.1:80"], "backend": "b" }} ],
+  "backends": [ {{ "name": "b", "servers": [ {{ "name": "s", "addr": "127.0.0.1:81" }} ] }} ],
+  "vrrp": {{ "instances": [ {{ "name": "v", "interface": "lo", "vrid": 1, "vips": ["192.0.2.10"],
+    "track": {{ "stop_adverts": true {track} }} }} ] }} }}"#
+        )
+    };
+    // At the limits: accepted.
+    let ok = parse(
+        "x.json",
+        &with(r#""worker_stall": "101ms","#, r#", "min_workers": 64"#),
+    )
+    .unwrap();
+    assert_eq!(ok.worker_stall, Duration::from_millis(101));
+    assert!(parse(
+        "x.json",
+        &with(r#""worker_stall": "24h","#, r#", "min_workers": 1"#)
+    )
+    .is_ok());
+    // Past them: refused, by name.
+    assert!(errors(&with(r#""worker_stall": "100ms","#, ""))
+        .contains("worker_stall: must be longer than the workers' 100ms tick"));
+    assert!(errors(&with(r#""worker_stall": "25h","#, ""))
+        .contains("worker_stall: \"25h\" is longer than the maximum of 24h"));
+    for n in ["0", "65"] {
+        assert!(
+            errors(&with("", &format!(r#", "min_workers": {n}"#))).contains(&format!(
+                "vrrp.instances[0].track.min_workers: {n} is out of range (1 to 64)"
+            )),
+            "{n}"
+        );
+    }
+}
