@@ -59,7 +59,8 @@ fn the_deb_installs_checks_its_config_and_purges() {
     assert!(unit.contains("ExecStart=/usr/sbin/ringlb -c /etc/ringlb/ringlb.json"));
     let sysctl = std::fs::read_to_string("/usr/lib/sysctl.d/60-ringlb.conf").expect("sysctl.d");
     assert!(
-        sysctl.contains("\nnet.ipv4.tcp_migrate_req = 1\n"),
+        sysctl.contains("\nnet.ipv4.tcp_migrate_req = 1\n")
+            && sysctl.contains("\nnet.ipv4.tcp_fwmark_accept = 1\n"),
         "{sysctl}"
     );
     assert_eq!(

@@ -6,6 +6,7 @@
 //! loop, or (with `require_up_server`) no UP server behind the VIP, withdraws it; a stop
 //! withdraws everything before the listeners close; the process dying deletes the interface.
 
+mod handoff;
 mod tun;
 
 use std::collections::HashMap;
@@ -45,8 +46,11 @@ pub struct Announcer {
 
 enum Cmd {
     Reload(Option<Announce>),
-    /// Withdraw every VIP for good (a stop); answer when done.
-    Withdraw(Sender<usize>),
+    /// Withdraw every VIP for good (a stop) ahead of a drain of `drain`; answer when done.
+    Withdraw {
+        drain: Duration,
+        reply: Sender<usize>,
+    },
     Stop,
 }
 
@@ -63,6 +67,8 @@ pub enum StartError {
     Netlink(io::Error),
     #[error("announce.vips: cannot put {addr} on lo (so that this box accepts it): {source}")]
     Local { addr: IpAddr, source: io::Error },
+    #[error("announce.handoff: {0}")]
+    Handoff(String),
     #[error("announce: cannot start thread: {0}")]
     Thread(io::Error),
 }
@@ -92,6 +98,13 @@ pub fn start(
             source,
         })?;
     }
+    let handoff = match &cfg.handoff {
+        Some(h) => Some(
+            handoff::Handoff::install(h, &cfg.interface, vip_addrs(cfg))
+                .map_err(StartError::Handoff)?,
+        ),
+        None => None,
+    };
     event!(
         "announce: interface {} (index {}) for {} VIPs; the routing daemon exports its addresses",
         tun.name,
@@ -106,6 +119,7 @@ pub fn start(
         cfg: cfg.clone(),
         tun,
         netlink,
+        handoff,
         shared,
         registry,
         workers,
@@ -134,11 +148,13 @@ pub fn start(
 }
 
 impl Announcer {
-    /// Withdraws every VIP and keeps them withdrawn (a stop); returns how many were
-    /// announced, once they are off the interface (or after a bounded wait).
-    pub fn withdraw(&self) -> usize {
+    /// Withdraws every VIP and keeps them withdrawn (a stop that then drains established
+    /// connections for `drain`; with a handoff, the peers are asked to hand this box's
+    /// flows back until the drain is over); returns how many were announced, once they
+    /// are off the interface (or after a bounded wait).
+    pub fn withdraw(&self, drain: Duration) -> usize {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.commands.send(Cmd::Withdraw(tx));
+        let _ = self.commands.send(Cmd::Withdraw { drain, reply: tx });
         match rx.recv_timeout(STOP_TIMEOUT) {
             Ok(n) => n,
             Err(_) => {
@@ -225,6 +241,7 @@ struct Runner {
     cfg: Announce,
     tun: tun::Tun,
     netlink: Rtnetlink,
+    handoff: Option<handoff::Handoff>,
     shared: Arc<Shared>,
     registry: Arc<Mutex<ServerRegistry>>,
     workers: usize,
@@ -252,8 +269,16 @@ impl Runner {
         loop {
             match self.commands.recv_timeout(PERIOD) {
                 Ok(Cmd::Reload(cfg)) => self.reload(cfg),
-                Ok(Cmd::Withdraw(reply)) => {
+                Ok(Cmd::Withdraw { drain, reply }) => {
                     self.stopping = true;
+                    // The peers open their windows before the router moves this box's
+                    // flows to them; the window lasts until the drain is over.
+                    if let Some(h) = &self.handoff {
+                        h.tell(handoff::Notice {
+                            change: handoff::Change::Leaving,
+                            window: self.cfg.withdraw_delay + drain + HANDOFF_MARGIN,
+                        });
+                    }
                     let n = self.withdraw_all("stopping");
                     let _ = reply.send(n);
                 }
@@ -282,6 +307,7 @@ impl Runner {
             self.read_servers();
         }
         self.ticks = self.ticks.wrapping_add(1);
+        let (mut joined, mut left) = (false, false);
         for i in 0..self.cfg.vips.len() {
             let addr = self.cfg.vips[i].addr;
             let server_up = self
@@ -289,8 +315,41 @@ impl Runner {
                 .require_up_server
                 .then(|| self.servers_up.get(i).copied().unwrap_or(false));
             let want = verdict(self.stopping, live, min, server_up);
-            self.set(addr, want);
+            match self.set(addr, want) {
+                Some(true) => joined = true,
+                Some(false) => left = true,
+                None => {}
+            }
         }
+        self.hand_off(joined, left);
+    }
+
+    /// Tells the peers of a change in what this box announces, and reads what they said.
+    /// A box that (re)joins also opens its own window: flows the router moves to it
+    /// belong to the peers until they end.
+    fn hand_off(&mut self, joined: bool, left: bool) {
+        let Some(h) = &mut self.handoff else {
+            return;
+        };
+        let window = self
+            .cfg
+            .handoff
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.window);
+        if joined {
+            h.tell(handoff::Notice {
+                change: handoff::Change::Joined,
+                window,
+            });
+            h.open(window, "this box joined");
+        }
+        if left && !self.stopping {
+            h.tell(handoff::Notice {
+                change: handoff::Change::Leaving,
+                window,
+            });
+        }
+        h.poll();
     }
 
     /// Reads, per VIP, whether a frontend bound to it has an UP server (its backend or one
@@ -316,11 +375,12 @@ impl Runner {
             .collect();
     }
 
-    /// Puts `addr` on the interface or takes it off, logging each change once.
-    fn set(&mut self, addr: IpAddr, want: Result<(), Withdrawn>) {
+    /// Puts `addr` on the interface or takes it off, logging each change once; returns
+    /// the change made (`Some(true)`: announced).
+    fn set(&mut self, addr: IpAddr, want: Result<(), Withdrawn>) -> Option<bool> {
         let on = self.announced.get(&addr).copied().unwrap_or(false);
         if on == want.is_ok() {
-            return;
+            return None;
         }
         let host = IfAddr::host(addr);
         let result = if want.is_ok() {
@@ -336,6 +396,7 @@ impl Runner {
                     Ok(()) => event!(notice: "announce: {addr} announced (on {})", self.tun.name),
                     Err(why) => event!(warning: "announce: {addr} withdrawn: {why}"),
                 }
+                Some(want.is_ok())
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -347,6 +408,7 @@ impl Runner {
                     );
                     self.failing.insert(addr, msg);
                 }
+                None
             }
         }
     }
@@ -394,7 +456,7 @@ impl Runner {
             .filter(|a| !cfg.vips.iter().any(|v| v.addr == *a))
             .collect();
         for addr in removed {
-            self.set(addr, Err(Withdrawn::Stopping));
+            let _ = self.set(addr, Err(Withdrawn::Stopping));
             self.announced.remove(&addr);
         }
         for vip in &cfg.vips {
@@ -409,7 +471,39 @@ impl Runner {
         self.cfg = cfg;
         self.cfg.interface = interface;
         self.servers_up.clear();
+        self.reload_handoff();
     }
+
+    /// Reinstalls the handoff table when its section or the VIPs changed (an open window
+    /// closes), removes it when the section is gone, installs it when it is new. A table
+    /// that cannot be installed leaves the handoff off, with an error, and the rest of the
+    /// reload applied.
+    fn reload_handoff(&mut self) {
+        let vips = vip_addrs(&self.cfg);
+        let Some(cfg) = &self.cfg.handoff else {
+            if self.handoff.take().is_some() {
+                event!(notice: "reload: announce.handoff removed");
+            }
+            return;
+        };
+        if self.handoff.as_ref().is_some_and(|h| h.same(cfg, &vips)) {
+            return;
+        }
+        // The old table goes first (its port is the new one's, its table the same).
+        self.handoff = None;
+        match handoff::Handoff::install(cfg, &self.tun.name, vips) {
+            Ok(h) => self.handoff = Some(h),
+            Err(e) => event!(error: "reload: announce.handoff: {e}; handing off is off"),
+        }
+    }
+}
+
+/// A leaving box's window is its withdrawal plus its drain, and this much more: a notice
+/// and the drain's last bytes are not timed to the millisecond.
+const HANDOFF_MARGIN: Duration = Duration::from_secs(1);
+
+fn vip_addrs(cfg: &Announce) -> Vec<IpAddr> {
+    cfg.vips.iter().map(|v| v.addr).collect()
 }
 
 /// Puts `addr` on `lo` (as /32 or /128) unless it is there: the box must accept the VIP

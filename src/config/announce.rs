@@ -30,6 +30,32 @@ pub struct Announce {
     /// On a stop: how long to go on accepting after the withdrawal, so that the router has
     /// moved new flows to the other balancers before the listeners close.
     pub withdraw_delay: Duration,
+    /// Forwarding of flows this box does not know to the other balancers while the router's
+    /// choice of balancer changes (a balancer leaves or joins).
+    pub handoff: Option<Handoff>,
+}
+
+/// The validated `announce.handoff` section. When a balancer leaves or joins, the router
+/// moves some established flows to a balancer that has no socket for them; during a
+/// window around that change, such packets are sent on to the other balancers (the one
+/// that has the flow serves it, the others drop it), instead of being answered with a
+/// reset. See `src/announce/handoff.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// The other balancers' addresses, on a network this box reaches directly.
+    pub peers: Vec<IpAddr>,
+    /// The UDP port notices of a change are sent to and received on.
+    pub port: u16,
+    /// How long unknown flows are forwarded after a balancer joins (a leaving balancer asks
+    /// for its own `withdraw_delay` plus `grace`).
+    pub window: Duration,
+    /// The firewall mark the SYNs to the VIPs get, and with it the connections this box
+    /// accepts (`net.ipv4.tcp_fwmark_accept`): how a packet of a flow this box owns is told
+    /// from one it does not.
+    pub mark: u32,
+    /// The DSCP a forwarded packet carries, so that the balancer receiving it never forwards
+    /// it again nor answers it with a reset.
+    pub dscp: u8,
 }
 
 /// One announced VIP and the frontends that serve it.
@@ -59,6 +85,18 @@ pub const MAX_WITHDRAW_DELAY: Duration = Duration::from_secs(300);
 /// The most announced VIPs: each is one address on the interface and one route in every
 /// router's table.
 pub const MAX_ANNOUNCED_VIPS: usize = 64;
+/// The most handoff peers: every forwarded packet is copied to each of them.
+pub const MAX_HANDOFF_PEERS: usize = 16;
+pub const DEFAULT_HANDOFF_PORT: u16 = 5470;
+pub const DEFAULT_HANDOFF_WINDOW: Duration = Duration::from_secs(30);
+/// The longest window a balancer opens, for itself or when a peer asks: long enough for
+/// the longest `withdraw_delay` plus a long `grace`, short enough that a forgotten window
+/// closes by itself.
+pub const MAX_HANDOFF_WINDOW: Duration = Duration::from_secs(3600);
+/// "LB" in ASCII.
+pub const DEFAULT_HANDOFF_MARK: u32 = 0x4c42;
+/// The highest six-bit code point, which no standard per-hop behaviour uses.
+pub const DEFAULT_HANDOFF_DSCP: u8 = 63;
 /// Linux interface names hold 15 bytes and a NUL.
 const IFNAMSIZ: usize = 15;
 
@@ -71,6 +109,17 @@ pub(super) struct RawAnnounce {
     min_workers: Option<usize>,
     require_up_server: Option<bool>,
     withdraw_delay: Option<HumanDuration>,
+    handoff: Option<RawHandoff>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHandoff {
+    peers: Vec<IpAddr>,
+    port: Option<u16>,
+    window: Option<HumanDuration>,
+    mark: Option<u32>,
+    dscp: Option<u8>,
 }
 
 pub(super) fn validate(
@@ -179,6 +228,7 @@ pub(super) fn validate(
             ),
         );
     }
+    let handoff = raw.handoff.as_ref().map(|h| validate_handoff(h, &vips, p));
     Announce {
         interface,
         vips,
@@ -186,6 +236,94 @@ pub(super) fn validate(
         min_workers: raw.min_workers,
         require_up_server: raw.require_up_server.unwrap_or(false),
         withdraw_delay,
+        handoff,
+    }
+}
+
+fn validate_handoff(raw: &RawHandoff, vips: &[AnnouncedVip], p: &mut Problems<'_>) -> Handoff {
+    if raw.peers.is_empty() {
+        p.add(
+            "announce.handoff.peers".into(),
+            "at least one address is required (the other balancers)".into(),
+        );
+    }
+    if raw.peers.len() > MAX_HANDOFF_PEERS {
+        p.add(
+            "announce.handoff.peers".into(),
+            format!(
+                "{} addresses is over the maximum of {MAX_HANDOFF_PEERS}",
+                raw.peers.len()
+            ),
+        );
+    }
+    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, &addr) in raw.peers.iter().enumerate() {
+        let at = format!("announce.handoff.peers[{i}]");
+        if let Some(first) = seen.insert(addr, i) {
+            p.add(
+                at,
+                format!("{addr} is listed twice (first at announce.handoff.peers[{first}])"),
+            );
+        } else if addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+            p.add(
+                at,
+                format!("{addr} is not a balancer's address (unspecified, loopback or multicast)"),
+            );
+        } else if vips.iter().any(|v| v.addr == addr) {
+            p.add(
+                at,
+                format!("{addr} is an announced VIP; a peer is the other balancer's own address"),
+            );
+        }
+    }
+    for (i, vip) in vips.iter().enumerate() {
+        if !raw.peers.iter().any(|p| p.is_ipv4() == vip.addr.is_ipv4()) {
+            p.add(
+                format!("announce.vips[{i}]"),
+                format!(
+                    "{} has no handoff peer of its family in announce.handoff.peers",
+                    vip.addr
+                ),
+            );
+        }
+    }
+    let port = raw.port.unwrap_or(DEFAULT_HANDOFF_PORT);
+    if port == 0 {
+        p.add(
+            "announce.handoff.port".into(),
+            "must be a port (1 to 65535)".into(),
+        );
+    }
+    let window = raw.window.map_or(DEFAULT_HANDOFF_WINDOW, |d| d.0);
+    if window.is_zero() || window > MAX_HANDOFF_WINDOW {
+        p.add(
+            "announce.handoff.window".into(),
+            format!(
+                "{window:?} is out of range (over 0, at most {}s)",
+                MAX_HANDOFF_WINDOW.as_secs()
+            ),
+        );
+    }
+    let mark = raw.mark.unwrap_or(DEFAULT_HANDOFF_MARK);
+    if mark == 0 {
+        p.add(
+            "announce.handoff.mark".into(),
+            "must not be 0 (0 is every unmarked socket's mark)".into(),
+        );
+    }
+    let dscp = raw.dscp.unwrap_or(DEFAULT_HANDOFF_DSCP);
+    if !(1..=63).contains(&dscp) {
+        p.add(
+            "announce.handoff.dscp".into(),
+            format!("{dscp} is out of range (1 to 63; 0 is what most traffic carries)"),
+        );
+    }
+    Handoff {
+        peers: raw.peers.clone(),
+        port,
+        window,
+        mark,
+        dscp,
     }
 }
 
@@ -241,6 +379,36 @@ mod tests {
         assert_eq!(a.min_workers(4), 2);
         assert!(a.require_up_server);
         assert_eq!(a.withdraw_delay, Duration::from_millis(500));
+        assert_eq!(a.handoff, None);
+    }
+
+    #[test]
+    fn handoff_defaults_and_fields() {
+        let c = parse(
+            "x.json",
+            &with(r#"{ "vips": ["192.0.2.80"], "handoff": { "peers": ["192.0.2.81", "192.0.2.82"] } }"#),
+        )
+        .unwrap();
+        let h = c.announce.unwrap().handoff.unwrap();
+        assert_eq!(h.peers.len(), 2);
+        assert_eq!(h.port, DEFAULT_HANDOFF_PORT);
+        assert_eq!(h.window, DEFAULT_HANDOFF_WINDOW);
+        assert_eq!(h.mark, DEFAULT_HANDOFF_MARK);
+        assert_eq!(h.dscp, DEFAULT_HANDOFF_DSCP);
+        let c = parse(
+            "x.json",
+            &with(
+                r#"{ "vips": ["192.0.2.80", "2001:db8::80"],
+                    "handoff": { "peers": ["192.0.2.81", "2001:db8::81"], "port": 6000,
+                                 "window": "1m", "mark": 7, "dscp": 46 } }"#,
+            ),
+        )
+        .unwrap();
+        let h = c.announce.unwrap().handoff.unwrap();
+        assert_eq!(
+            (h.port, h.window, h.mark, h.dscp),
+            (6000, Duration::from_secs(60), 7, 46)
+        );
     }
 
     #[test]
@@ -265,6 +433,38 @@ mod tests {
         ] {
             assert!(e.contains(expected), "{expected:?} not in\n{e}");
         }
+        let e = parse(
+            "x.json",
+            &with(
+                r#"{ "vips": ["192.0.2.80", "2001:db8::80"],
+                    "handoff": { "peers": ["192.0.2.81", "192.0.2.81", "192.0.2.80", "0.0.0.0"],
+                                 "port": 0, "window": "2h", "mark": 0, "dscp": 64 } }"#,
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "announce.handoff.peers[1]: 192.0.2.81 is listed twice (first at announce.handoff.peers[0])",
+            "announce.handoff.peers[2]: 192.0.2.80 is an announced VIP",
+            "announce.handoff.peers[3]: 0.0.0.0 is not a balancer's address",
+            "announce.vips[1]: 2001:db8::80 has no handoff peer of its family",
+            "announce.handoff.port: must be a port",
+            "announce.handoff.window: 7200s is out of range",
+            "announce.handoff.mark: must not be 0",
+            "announce.handoff.dscp: 64 is out of range (1 to 63",
+        ] {
+            assert!(e.contains(expected), "{expected:?} not in\n{e}");
+        }
+        let e = parse(
+            "x.json",
+            &with(r#"{ "vips": ["192.0.2.80"], "handoff": { "peers": [] } }"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("announce.handoff.peers: at least one address is required"),
+            "{e}"
+        );
         let e = parse("x.json", &with(r#"{ "vips": [] }"#))
             .unwrap_err()
             .to_string();

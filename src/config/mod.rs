@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use self::vrrp::{InstanceHooks, TrackAction, TrackFile, TrackScript, Vip, Vrrp, VrrpInstance};
-pub use announce::{Announce, AnnouncedVip};
+pub use announce::{Announce, AnnouncedVip, Handoff, MAX_HANDOFF_WINDOW};
 pub use health::{CheckKind, Expect, HealthCheck};
 pub use host::{Host, HostPort};
 pub use host_check::host_problems;

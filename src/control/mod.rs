@@ -223,7 +223,7 @@ impl Control {
         let Some(announce) = &self.announce else {
             return;
         };
-        let n = announce.withdraw();
+        let n = announce.withdraw(self.grace());
         let delay = announce.withdraw_delay();
         event!(notice:
             "announce: {n} VIPs withdrawn; still accepting for {delay:?} (withdraw_delay) while \
