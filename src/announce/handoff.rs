@@ -262,6 +262,41 @@ fn nft(script: &str) -> Result<(), String> {
     }
 }
 
+/// Deletes the tables a ringlb with a handoff left when it died (a SIGKILL skips `Drop`),
+/// when this one runs without: their windows would still forward flows. Nothing to do, and
+/// no error, where nftables is not installed.
+pub fn remove_stale(interface: &str) {
+    let Ok(out) = Command::new("nft")
+        .args(["list", "tables"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let table = table_name(interface);
+    let script: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next(), w.next()) {
+                (Some("table"), Some(fam @ ("ip" | "ip6")), Some(t), None) if t == table => {
+                    Some(format!("delete table {fam} {t}\n"))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if script.is_empty() {
+        return;
+    }
+    match nft(&script) {
+        Ok(()) => {
+            event!(notice: "announce: deleted nftables table {table} left by an earlier handoff")
+        }
+        Err(e) => event!(warning: "announce: cannot delete the stale nftables table {table}: {e}"),
+    }
+}
+
 /// Makes sure accepted connections carry their SYN's mark.
 fn fwmark_accept() -> Result<(), String> {
     let now =

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -103,7 +103,10 @@ pub fn start(
             handoff::Handoff::install(h, &cfg.interface, vip_addrs(cfg))
                 .map_err(StartError::Handoff)?,
         ),
-        None => None,
+        None => {
+            handoff::remove_stale(&cfg.interface);
+            None
+        }
     };
     event!(
         "announce: interface {} (index {}) for {} VIPs; the routing daemon exports its addresses",
@@ -120,6 +123,7 @@ pub fn start(
         tun,
         netlink,
         handoff,
+        joining: None,
         shared,
         registry,
         workers,
@@ -242,6 +246,8 @@ struct Runner {
     tun: tun::Tun,
     netlink: Rtnetlink,
     handoff: Option<handoff::Handoff>,
+    /// Since when a join waits for `HANDOFF_LEAD`.
+    joining: Option<Instant>,
     shared: Arc<Shared>,
     registry: Arc<Mutex<ServerRegistry>>,
     workers: usize,
@@ -278,6 +284,7 @@ impl Runner {
                             change: handoff::Change::Leaving,
                             window: self.cfg.withdraw_delay + drain + HANDOFF_MARGIN,
                         });
+                        thread::sleep(HANDOFF_LEAD);
                     }
                     let n = self.withdraw_all("stopping");
                     let _ = reply.send(n);
@@ -307,49 +314,79 @@ impl Runner {
             self.read_servers();
         }
         self.ticks = self.ticks.wrapping_add(1);
-        let (mut joined, mut left) = (false, false);
-        for i in 0..self.cfg.vips.len() {
-            let addr = self.cfg.vips[i].addr;
-            let server_up = self
-                .cfg
-                .require_up_server
-                .then(|| self.servers_up.get(i).copied().unwrap_or(false));
-            let want = verdict(self.stopping, live, min, server_up);
-            match self.set(addr, want) {
-                Some(true) => joined = true,
-                Some(false) => left = true,
-                None => {}
+        let wants: Vec<(IpAddr, Result<(), Withdrawn>)> = (0..self.cfg.vips.len())
+            .map(|i| {
+                let server_up = self
+                    .cfg
+                    .require_up_server
+                    .then(|| self.servers_up.get(i).copied().unwrap_or(false));
+                (
+                    self.cfg.vips[i].addr,
+                    verdict(self.stopping, live, min, server_up),
+                )
+            })
+            .collect();
+        let joining = wants
+            .iter()
+            .any(|(a, w)| w.is_ok() && !self.announced.get(a).copied().unwrap_or(false));
+        let hold_joins = joining && !self.ready_to_join();
+        let mut left = false;
+        for (addr, want) in wants {
+            if want.is_ok() && hold_joins {
+                continue;
+            }
+            if self.set(addr, want) == Some(false) {
+                left = true;
             }
         }
-        self.hand_off(joined, left);
-    }
-
-    /// Tells the peers of a change in what this box announces, and reads what they said.
-    /// A box that (re)joins also opens its own window: flows the router moves to it
-    /// belong to the peers until they end.
-    fn hand_off(&mut self, joined: bool, left: bool) {
-        let Some(h) = &mut self.handoff else {
-            return;
-        };
-        let window = self
-            .cfg
-            .handoff
-            .as_ref()
-            .map_or(Duration::ZERO, |c| c.window);
-        if joined {
-            h.tell(handoff::Notice {
-                change: handoff::Change::Joined,
-                window,
-            });
-            h.open(window, "this box joined");
+        if !joining {
+            self.joining = None;
         }
         if left && !self.stopping {
+            self.tell(handoff::Change::Leaving);
+        }
+        if let Some(h) = &mut self.handoff {
+            h.poll();
+        }
+    }
+
+    /// Whether a VIP about to be announced may go now. With a handoff, the peers are told
+    /// first and this box opens its own window (flows the router moves to it belong to the
+    /// peers until they end); the announcement follows `HANDOFF_LEAD` later, once the
+    /// peers' windows are open too.
+    fn ready_to_join(&mut self) -> bool {
+        if self.handoff.is_none() {
+            return true;
+        }
+        match self.joining {
+            Some(since) => since.elapsed() >= HANDOFF_LEAD,
+            None => {
+                self.tell(handoff::Change::Joined);
+                let window = self.window();
+                if let Some(h) = &mut self.handoff {
+                    h.open(window, "this box joins");
+                }
+                self.joining = Some(Instant::now());
+                false
+            }
+        }
+    }
+
+    /// The window this box asks for on a join, or on a withdrawal that is not a stop.
+    fn window(&self) -> Duration {
+        self.cfg
+            .handoff
+            .as_ref()
+            .map_or(Duration::ZERO, |c| c.window)
+    }
+
+    fn tell(&self, change: handoff::Change) {
+        if let Some(h) = &self.handoff {
             h.tell(handoff::Notice {
-                change: handoff::Change::Leaving,
-                window,
+                change,
+                window: self.window(),
             });
         }
-        h.poll();
     }
 
     /// Reads, per VIP, whether a frontend bound to it has an UP server (its backend or one
@@ -498,6 +535,9 @@ impl Runner {
     }
 }
 
+/// How long before announcing (a join) or withdrawing for a stop the peers are told: they
+/// read notices every `PERIOD` and open a window with one `nft` run (a few milliseconds).
+const HANDOFF_LEAD: Duration = Duration::from_millis(100);
 /// A leaving box's window is its withdrawal plus its drain, and this much more: a notice
 /// and the drain's last bytes are not timed to the millisecond.
 const HANDOFF_MARGIN: Duration = Duration::from_secs(1);

@@ -1,7 +1,8 @@
 //! The scale-out figures (`bench/ecmp` runs them; never a timed test): what clients see when
 //! a balancer is SIGKILLed or its whole box freezes (part 3), established connections on the
-//! surviving balancers when one leaves and one joins, with plain ECMP and with a resilient
-//! next-hop group (part 6), and wrk through the router with 1, 2 and 3 balancers (part 7).
+//! surviving balancers and on the leaving one when one leaves and one joins, with plain
+//! ECMP and with a resilient next-hop group, each with and without `announce.handoff`
+//! (part 6), and wrk through the router with 1, 2 and 3 balancers (part 7).
 //! Every load is bounded in count and time.
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,8 @@ use socket2::{Domain, Socket, Type};
 
 use crate::client::{self, enter, sources, Prober, CLIENT_NS, VIP};
 use crate::fleet::{
-    balancer_addr, balancer_of, config, next_hops, ringlb, wait_next_hops, ROUTER_NS,
+    balancer_addr, balancer_of, config, config_without_handoff, next_hops, ringlb, wait_next_hops,
+    ROUTER_NS,
 };
 use crate::nodes::Node;
 
@@ -148,7 +150,7 @@ fn wait_back() {
 }
 
 /// An established HTTP/1.1 connection through the VIP and the balancer that answered on it.
-struct Held {
+pub struct Held {
     stream: TcpStream,
     balancer: u8,
 }
@@ -183,7 +185,7 @@ fn request(s: &mut TcpStream) -> Result<u8, String> {
 }
 
 /// Opens `per_source` keep-alive connections from each source; each answers once.
-fn hold(per_source: usize) -> Vec<Held> {
+pub fn hold(per_source: usize) -> Vec<Held> {
     let mut held = Vec::new();
     for _ in 0..per_source {
         for src in sources() {
@@ -212,7 +214,7 @@ fn hold(per_source: usize) -> Vec<Held> {
 
 /// Of the held connections on the balancers in `survivors`: how many, and how many failed
 /// their next request.
-fn reset_on(held: &mut [Held], survivors: &[u8]) -> (usize, usize) {
+pub fn reset_on(held: &mut [Held], survivors: &[u8]) -> (usize, usize) {
     let mut on = 0;
     let mut reset = 0;
     for h in held.iter_mut().filter(|h| survivors.contains(&h.balancer)) {
@@ -288,65 +290,110 @@ fn remove_resilient() {
 /// stop) and when it joins again, with the router's plain ECMP and with a resilient group.
 pub fn churn(lbs: &mut [Node], dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
-    for mode in [
-        "plain ECMP (BIRD's multipath route)",
-        "resilient group, 256 buckets",
-    ] {
-        let resilient_mode = mode.starts_with("resilient");
-        if resilient_mode {
-            resilient(&[1, 2, 3]);
+    for handoff in [false, true] {
+        restart_all(lbs, dir, handoff);
+        let with = if handoff { "handoff" } else { "no handoff" };
+        for mode in [
+            "plain ECMP (BIRD's multipath route)",
+            "resilient group, 256 buckets",
+        ] {
+            out.extend(churn_once(lbs, dir, handoff, mode, with));
         }
-        // Leave.
-        let mut held = in_client(|| hold(6));
-        lbs[1].signal(libc::SIGTERM);
-        if resilient_mode {
-            resilient(&[1, 3]);
-        }
-        let _ = wait_next_hops(&[1, 3], Duration::from_secs(3));
-        thread::sleep(Duration::from_millis(300));
-        let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
-        out.push(format!(
-            "| {mode} | lb2 leaves (SIGTERM) | {reset} of {on} | {:.0}% |",
-            pct(reset, on)
-        ));
-        // Not survivors: lb2's own established connections, whose packets now reach
-        // another balancer (no socket there: reset).
-        let (on, reset) = in_client(|| reset_on(&mut held, &[2]));
-        out.push(format!(
-            "| {mode} | (lb2's own established connections, still in its drain) | {reset} of {on} | {:.0}% |",
-            pct(reset, on)
-        ));
-        drop(held);
-        lbs[1].reap(Duration::from_secs(15));
-        // Join.
-        let mut held = in_client(|| hold(6));
-        lbs[1] = ringlb(2, &config(2), dir, &format!("join-{}", resilient_mode));
-        let _ = wait_next_hops(&[1, 2, 3], Duration::from_secs(20));
-        if resilient_mode {
-            resilient(&[1, 2, 3]);
-        }
-        thread::sleep(Duration::from_millis(300));
-        let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
-        out.push(format!(
-            "| {mode} | lb2 joins | {reset} of {on} | {:.0}% |",
-            pct(reset, on)
-        ));
-        if resilient_mode {
-            // Who takes new flows right after the join: buckets move only once idle.
-            let after = in_client(|| client::batch(3, 4));
-            let to_lb2 = after
-                .iter()
-                .filter(|(_, r)| matches!(r, Ok(a) if balancer_of(a.balancer) == Some(2)))
-                .count();
-            out.push(format!(
-                "| {mode} | (new connections right after the join: {to_lb2} of {} to lb2) | | |",
-                after.len()
-            ));
-            remove_resilient();
-        }
-        drop(held);
-        thread::sleep(Duration::from_millis(500));
     }
+    out
+}
+
+/// Stops the three balancers and starts them again on their configs with or without
+/// `announce.handoff`; returns once the router routes through all three.
+fn restart_all(lbs: &mut [Node], dir: &std::path::Path, handoff: bool) {
+    for lb in lbs.iter_mut() {
+        lb.signal(libc::SIGTERM);
+    }
+    for lb in lbs.iter_mut() {
+        lb.reap(Duration::from_secs(15));
+    }
+    for (i, lb) in lbs.iter_mut().enumerate() {
+        let n = i as u8 + 1;
+        let cfg = if handoff {
+            config(n)
+        } else {
+            config_without_handoff(n, dir)
+        };
+        *lb = ringlb(n, &cfg, dir, &format!("churn-{handoff}"));
+    }
+    let _ = wait_next_hops(&[1, 2, 3], Duration::from_secs(20));
+    // Past the windows the starts opened (`handoff.window` 30s is longer than a round:
+    // the figures with a handoff are those of a window opened by the leave and the join).
+    thread::sleep(Duration::from_millis(500));
+}
+
+fn churn_once(
+    lbs: &mut [Node],
+    dir: &std::path::Path,
+    handoff: bool,
+    mode: &str,
+    with: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let resilient_mode = mode.starts_with("resilient");
+    if resilient_mode {
+        resilient(&[1, 2, 3]);
+    }
+    // Leave.
+    let mut held = in_client(|| hold(6));
+    lbs[1].signal(libc::SIGTERM);
+    if resilient_mode {
+        resilient(&[1, 3]);
+    }
+    let _ = wait_next_hops(&[1, 3], Duration::from_secs(3));
+    thread::sleep(Duration::from_millis(300));
+    let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
+    out.push(format!(
+        "| {mode} | {with} | lb2 leaves (SIGTERM) | {reset} of {on} | {:.0}% |",
+        pct(reset, on)
+    ));
+    // lb2's own established connections, still in its drain: their packets now reach
+    // another balancer, which has no socket for them.
+    let (on, reset) = in_client(|| reset_on(&mut held, &[2]));
+    out.push(format!(
+        "| {mode} | {with} | (lb2's own established connections, in its drain) | {reset} of {on} | {:.0}% |",
+        pct(reset, on)
+    ));
+    drop(held);
+    lbs[1].reap(Duration::from_secs(15));
+    // Join.
+    let mut held = in_client(|| hold(6));
+    let cfg = if handoff {
+        config(2)
+    } else {
+        config_without_handoff(2, dir)
+    };
+    lbs[1] = ringlb(2, &cfg, dir, &format!("join-{resilient_mode}-{handoff}"));
+    let _ = wait_next_hops(&[1, 2, 3], Duration::from_secs(20));
+    if resilient_mode {
+        resilient(&[1, 2, 3]);
+    }
+    thread::sleep(Duration::from_millis(300));
+    let (on, reset) = in_client(|| reset_on(&mut held, &[1, 3]));
+    out.push(format!(
+        "| {mode} | {with} | lb2 joins | {reset} of {on} | {:.0}% |",
+        pct(reset, on)
+    ));
+    if resilient_mode {
+        // Who takes new flows right after the join: buckets move only once idle.
+        let after = in_client(|| client::batch(3, 4));
+        let to_lb2 = after
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(a) if balancer_of(a.balancer) == Some(2)))
+            .count();
+        out.push(format!(
+            "| {mode} | {with} | (new connections right after the join: {to_lb2} of {} to lb2) | | |",
+            after.len()
+        ));
+        remove_resilient();
+    }
+    drop(held);
+    thread::sleep(Duration::from_millis(500));
     out
 }
 
@@ -359,7 +406,7 @@ fn pct(n: usize, of: usize) -> f64 {
 }
 
 /// Runs `f` on a thread inside the client's namespace.
-fn in_client<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub fn in_client<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     thread::scope(|s| {
         s.spawn(|| {
             enter(CLIENT_NS);

@@ -85,6 +85,20 @@ pub fn config(lb: u8) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("conf/ecmp-lb{lb}.json"))
 }
 
+/// conf/ecmp-lb`lb`.json without its `announce.handoff`, written to `dir`.
+pub fn config_without_handoff(lb: u8, dir: &Path) -> PathBuf {
+    let text = fs::read_to_string(config(lb)).expect("read conf/ecmp-lbN.json");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("conf/ecmp-lbN.json");
+    json["announce"]
+        .as_object_mut()
+        .expect("an announce section")
+        .remove("handoff")
+        .expect("a handoff section");
+    let path = dir.join(format!("ecmp-lb{lb}-no-handoff.json"));
+    fs::write(&path, json.to_string()).expect("write config");
+    path
+}
+
 /// ringlb in ecmp-lb`lb` on `config`, with the test fault switches on.
 pub fn ringlb(lb: u8, config: &Path, dir: &Path, tag: &str) -> Node {
     let bin = env!("CARGO_BIN_EXE_ringlb");
