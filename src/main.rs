@@ -407,6 +407,7 @@ fn run(
         shared: shared.clone(),
         reloads: reload_status.clone(),
         vrrp: vrrp.as_ref().map(ha::Vrrp::status_reader),
+        announce: announce.as_ref().map(announce::Announcer::status_reader),
         workers,
         fd_limit: nofile,
         started: shared.epoch,

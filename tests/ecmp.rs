@@ -37,7 +37,9 @@ use std::thread;
 use std::time::Duration;
 
 use client::{batch, sources, Prober};
-use fleet::{balancer_of, config, ringlb, skip_reason, wait_next_hops, work_dir, Lab};
+use fleet::{
+    announce_status, balancer_of, config, ringlb, skip_reason, wait_next_hops, work_dir, Lab,
+};
 
 /// conf/ecmp-lb*.json: `announce.worker_stall`.
 const WORKER_STALL: Duration = Duration::from_millis(250);
@@ -142,6 +144,8 @@ fn stalled_balancer_withdrawn(lbs: &[nodes::Node]) {
     let stall = libc::SIGRTMIN() + 3;
     lbs[2].signal(stall);
     let withdrawn = wait_next_hops(&[1, 2], Duration::from_secs(3));
+    // The control thread answers while the workers are stalled, and says why.
+    let during = announce_status(3);
     lbs[2].signal(stall);
     let withdrawn = withdrawn
         .unwrap_or_else(|hops| panic!("lb3 stalled 3 s, the router still routes through {hops:?}"));
@@ -158,6 +162,22 @@ fn stalled_balancer_withdrawn(lbs: &[nodes::Node]) {
     let back = wait_next_hops(&[1, 2, 3], Duration::from_secs(5))
         .unwrap_or_else(|hops| panic!("lb3 turns again, the router routes through {hops:?}"));
     println!("        announced again {back:?} after its workers resumed");
+    let vip = &during["vips"][0];
+    assert_eq!(vip["announced"], false, "{during}");
+    assert!(
+        vip["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("fewer than min_workers")),
+        "{during}"
+    );
+    let after = announce_status(3);
+    assert_eq!(after["vips"][0]["announced"], true, "{after}");
+    // It told its peers it left and that it joined again; they opened windows.
+    assert!(
+        after["handoff"]["notices_sent"].as_u64()
+            >= during["handoff"]["notices_sent"].as_u64().map(|n| n + 2),
+        "{during}\n{after}"
+    );
 }
 
 /// `require_up_server`: with every web server unreachable (their links down) every
@@ -267,6 +287,12 @@ fn graceful_stop(lbs: &mut [nodes::Node]) {
         log.contains("notice ringlb: stopped"),
         "lb2 did not finish its drain:\n{log}"
     );
+    let lb1 = announce_status(1);
+    assert!(
+        lb1["handoff"]["notices_received"].as_u64() >= Some(1)
+            && lb1["handoff"]["windows_opened"].as_u64() >= Some(1),
+        "{lb1}"
+    );
 }
 
 /// The figures of parts 3, 6 and 7 as markdown tables (`bench/ecmp`; not a test: it
@@ -298,6 +324,11 @@ fn bench() {
     let crash = bench::crash(&mut lbs, &dir, sources_n);
     let churn = bench::churn(&mut lbs, &dir);
     let wrk = bench::throughput(&mut lbs, &dir, wrk_secs);
+    let cost_rounds: usize = std::env::var("ECMP_COST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let cost = bench::handoff_cost(&mut lbs, &dir, 5, cost_rounds);
     println!("\n### Part 3: a balancer fails\n");
     println!(
         "| what | route gone from the router after | failed new connections | outage of a \
@@ -317,6 +348,17 @@ fn bench() {
     println!("| balancers | requests/s | p99 latency | errors | next hops |");
     println!("|--:|--:|--:|---|---|");
     for l in wrk {
+        println!("{l}");
+    }
+    println!(
+        "\n### The handoff's packet path: one balancer, wrk -t2 -c32 -d5s through the router, \
+         medians of {cost_rounds} interleaved rounds\n"
+    );
+    println!(
+        "| load | balancer | requests/s | machine CPU per request (µs) | ÷ no handoff | rounds |"
+    );
+    println!("|---|---|--:|--:|--:|--:|");
+    for l in cost {
         println!("{l}");
     }
 }

@@ -344,8 +344,17 @@ pub struct Handoff {
     socket: UdpSocket,
     dual_stack: bool,
     open_until: Option<Instant>,
-    /// Notices dropped (not from a peer, malformed); logged at powers of two.
-    dropped: u64,
+    counts: HandoffCounts,
+}
+
+/// What a handoff did since start (for the stats page, `/metrics` and `ringlb ctl`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandoffCounts {
+    pub windows_opened: u64,
+    pub notices_sent: u64,
+    pub notices_received: u64,
+    /// Not from a peer, or malformed; logged at powers of two.
+    pub notices_dropped: u64,
 }
 
 impl Handoff {
@@ -377,7 +386,7 @@ impl Handoff {
             socket,
             dual_stack,
             open_until: None,
-            dropped: 0,
+            counts: HandoffCounts::default(),
         })
     }
 
@@ -400,6 +409,7 @@ impl Handoff {
         match nft(&open_script(&self.table, &self.cfg, &self.vips, window)) {
             Ok(()) => {
                 self.open_until = Some(until);
+                self.counts.windows_opened += 1;
                 event!(notice:
                     "announce.handoff: window of {window:?} open ({why}): packets of flows \
                      this box does not know go to the peers"
@@ -410,12 +420,15 @@ impl Handoff {
     }
 
     /// Sends `notice` to every peer.
-    pub fn tell(&self, notice: Notice) {
+    pub fn tell(&mut self, notice: Notice) {
         let bytes = notice.encode();
         for &peer in &self.cfg.peers {
             let to = self.peer_addr(peer);
-            if let Err(e) = self.socket.send_to(&bytes, to) {
-                event!(warning: "announce.handoff: cannot send a notice to {peer}: {e}");
+            match self.socket.send_to(&bytes, to) {
+                Ok(_) => self.counts.notices_sent += 1,
+                Err(e) => {
+                    event!(warning: "announce.handoff: cannot send a notice to {peer}: {e}")
+                }
             }
         }
         event!(
@@ -454,29 +467,42 @@ impl Handoff {
                 continue;
             }
             match Notice::decode(&buf[..n]) {
-                Ok(notice) => self.open(
-                    notice.window,
-                    &format!(
-                        "peer {src} {}",
-                        match notice.change {
-                            Change::Leaving => "is leaving",
-                            Change::Joined => "joined",
-                        }
-                    ),
-                ),
+                Ok(notice) => {
+                    self.counts.notices_received += 1;
+                    let what = match notice.change {
+                        Change::Leaving => "is leaving",
+                        Change::Joined => "joined",
+                    };
+                    self.open(notice.window, &format!("peer {src} {what}"));
+                }
                 Err(why) => self.drop_notice(src, why),
             }
         }
     }
 
     fn drop_notice(&mut self, src: IpAddr, why: &str) {
-        self.dropped += 1;
-        if self.dropped.is_power_of_two() {
+        self.counts.notices_dropped += 1;
+        let n = self.counts.notices_dropped;
+        if n.is_power_of_two() {
             event!(warning:
-                "announce.handoff: dropped a notice from {src}: {why} ({} dropped so far)",
-                self.dropped
+                "announce.handoff: dropped a notice from {src}: {why} ({n} dropped so far)"
             );
         }
+    }
+
+    pub fn counts(&self) -> HandoffCounts {
+        self.counts
+    }
+
+    /// How long the window opened last has to run (zero when closed).
+    pub fn window_left(&self) -> Duration {
+        self.open_until.map_or(Duration::ZERO, |u| {
+            u.saturating_duration_since(Instant::now())
+        })
+    }
+
+    pub fn peers(&self) -> &[IpAddr] {
+        &self.cfg.peers
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -36,12 +36,51 @@ const SERVER_PERIOD: u32 = 5;
 /// The longest a withdrawal or a stop waits for the thread.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the announce thread last published: each VIP's state and the handoff's, for the
+/// stats page, `/metrics` and `ringlb ctl show announce`.
+#[derive(Debug, Clone, Default)]
+pub struct AnnounceStatus {
+    pub interface: String,
+    pub vips: Vec<VipStatus>,
+    pub handoff: Option<HandoffStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VipStatus {
+    pub addr: IpAddr,
+    pub announced: bool,
+    /// Why it is not announced (or why the last change failed).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HandoffStatus {
+    pub peers: Vec<IpAddr>,
+    /// Seconds the open window has to run; 0 when none is open.
+    pub window_left: Duration,
+    pub counts: handoff::HandoffCounts,
+}
+
+/// Reads what the announce thread last published (a short mutex hold).
+#[derive(Clone)]
+pub struct AnnounceReader(Arc<Mutex<AnnounceStatus>>);
+
+impl AnnounceReader {
+    pub fn read(&self) -> AnnounceStatus {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The running announcer. Dropping it withdraws every VIP.
 pub struct Announcer {
     commands: Sender<Cmd>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     withdraw_delay: Duration,
+    status: AnnounceReader,
 }
 
 enum Cmd {
@@ -117,7 +156,10 @@ pub fn start(
     let (commands, commands_rx) = crossbeam_channel::unbounded();
     let (done_tx, done) = crossbeam_channel::bounded(1);
     let workers = shared.heartbeats.len();
+    let status = AnnounceReader(Arc::new(Mutex::new(AnnounceStatus::default())));
     let runner = Runner {
+        status: status.clone(),
+        reasons: HashMap::new(),
         watchdog: new_watchdog(&shared, cfg.worker_stall),
         cfg: cfg.clone(),
         tun,
@@ -148,6 +190,7 @@ pub fn start(
         done,
         thread: Some(thread),
         withdraw_delay,
+        status,
     })
 }
 
@@ -166,6 +209,10 @@ impl Announcer {
                 0
             }
         }
+    }
+
+    pub fn status_reader(&self) -> AnnounceReader {
+        self.status.clone()
     }
 
     /// How long a stop goes on accepting after the withdrawal.
@@ -248,6 +295,9 @@ struct Runner {
     handoff: Option<handoff::Handoff>,
     /// Since when a join waits for `HANDOFF_LEAD`.
     joining: Option<Instant>,
+    status: AnnounceReader,
+    /// Per VIP: why it is not announced, as of the last tick.
+    reasons: HashMap<IpAddr, String>,
     shared: Arc<Shared>,
     registry: Arc<Mutex<ServerRegistry>>,
     workers: usize,
@@ -279,7 +329,7 @@ impl Runner {
                     self.stopping = true;
                     // The peers open their windows before the router moves this box's
                     // flows to them; the window lasts until the drain is over.
-                    if let Some(h) = &self.handoff {
+                    if let Some(h) = &mut self.handoff {
                         h.tell(handoff::Notice {
                             change: handoff::Change::Leaving,
                             window: self.cfg.withdraw_delay + drain + HANDOFF_MARGIN,
@@ -287,6 +337,13 @@ impl Runner {
                         thread::sleep(HANDOFF_LEAD);
                     }
                     let n = self.withdraw_all("stopping");
+                    self.reasons = self
+                        .cfg
+                        .vips
+                        .iter()
+                        .map(|v| (v.addr, Withdrawn::Stopping.to_string()))
+                        .collect();
+                    self.publish();
                     let _ = reply.send(n);
                 }
                 Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => break,
@@ -332,9 +389,15 @@ impl Runner {
         let hold_joins = joining && !self.ready_to_join();
         let mut left = false;
         for (addr, want) in wants {
-            if want.is_ok() && hold_joins {
-                continue;
-            }
+            match &want {
+                Ok(()) if hold_joins => {
+                    self.reasons
+                        .insert(addr, "telling the handoff peers first".into());
+                    continue;
+                }
+                Ok(()) => self.reasons.remove(&addr),
+                Err(why) => self.reasons.insert(addr, why.to_string()),
+            };
             if self.set(addr, want) == Some(false) {
                 left = true;
             }
@@ -348,6 +411,32 @@ impl Runner {
         if let Some(h) = &mut self.handoff {
             h.poll();
         }
+        self.publish();
+    }
+
+    /// Publishes each VIP's state and the handoff's for the stats readers.
+    fn publish(&self) {
+        let mut st = self.status.0.lock().unwrap_or_else(PoisonError::into_inner);
+        st.interface.clone_from(&self.tun.name);
+        st.vips = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| VipStatus {
+                addr: v.addr,
+                announced: self.announced.get(&v.addr).copied().unwrap_or(false),
+                reason: self
+                    .failing
+                    .get(&v.addr)
+                    .or_else(|| self.reasons.get(&v.addr))
+                    .cloned(),
+            })
+            .collect();
+        st.handoff = self.handoff.as_ref().map(|h| HandoffStatus {
+            peers: h.peers().to_vec(),
+            window_left: h.window_left(),
+            counts: h.counts(),
+        });
     }
 
     /// Whether a VIP about to be announced may go now. With a handoff, the peers are told
@@ -380,12 +469,10 @@ impl Runner {
             .map_or(Duration::ZERO, |c| c.window)
     }
 
-    fn tell(&self, change: handoff::Change) {
-        if let Some(h) = &self.handoff {
-            h.tell(handoff::Notice {
-                change,
-                window: self.window(),
-            });
+    fn tell(&mut self, change: handoff::Change) {
+        let window = self.window();
+        if let Some(h) = &mut self.handoff {
+            h.tell(handoff::Notice { change, window });
         }
     }
 

@@ -22,6 +22,7 @@ pub enum Request {
     ShowFrontends,
     ShowServers,
     ShowVrrp,
+    ShowAnnounce,
     SetState {
         backend: String,
         server: String,
@@ -49,7 +50,7 @@ pub struct Command {
 }
 
 /// The commands, for errors and `help`.
-pub const USAGE: &str = "show info | show frontends | show servers | show vrrp | \
+pub const USAGE: &str = "show info | show frontends | show servers | show vrrp | show announce | \
     set server BACKEND/SERVER state ready|drain|maint | set server BACKEND/SERVER weight N | \
     shutdown sessions server BACKEND/SERVER | reload   (add --json for JSON)";
 
@@ -93,6 +94,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ["show", "frontends"] => Request::ShowFrontends,
         ["show", "servers"] => Request::ShowServers,
         ["show", "vrrp"] => Request::ShowVrrp,
+        ["show", "announce"] => Request::ShowAnnounce,
         ["set", "server", bs, "state", state] => {
             let (backend, server) = server(bs)?;
             let state = match state.to_ascii_lowercase().as_str() {

@@ -145,6 +145,7 @@ impl Ctl {
             Request::ShowFrontends => Ok(show::frontends(&report(), cmd.json)),
             Request::ShowServers => Ok(show::servers(&report(), cmd.json)),
             Request::ShowVrrp => Ok(show::vrrp(&report(), cmd.json)),
+            Request::ShowAnnounce => Ok(show::announce(&report(), cmd.json)),
             Request::SetState {
                 backend,
                 server,

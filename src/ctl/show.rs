@@ -205,6 +205,50 @@ pub fn vrrp(r: &Report, as_json: bool) -> String {
     )
 }
 
+pub fn announce(r: &Report, as_json: bool) -> String {
+    if as_json {
+        return json(serde_json::to_value(&r.announce).unwrap_or_default());
+    }
+    let Some(a) = &r.announce else {
+        return "no announce section\n".into();
+    };
+    let rows = a
+        .vips
+        .iter()
+        .map(|v| {
+            vec![
+                v.vip.clone(),
+                if v.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                }
+                .to_string(),
+                opt(v.reason.clone()),
+            ]
+        })
+        .collect();
+    let mut out = format!("interface {}\n", a.interface);
+    out += &table(&["vip", "state", "reason"], rows);
+    if let Some(h) = &a.handoff {
+        out += &format!(
+            "handoff: peers {}; window {}; {} windows opened; notices {} sent, {} received, \
+             {} dropped\n",
+            h.peers.join(", "),
+            if h.window_seconds_left > 0.0 {
+                format!("open, {:.1}s left", h.window_seconds_left)
+            } else {
+                "closed".into()
+            },
+            h.windows_opened,
+            h.notices_sent,
+            h.notices_received,
+            h.notices_dropped
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::table;

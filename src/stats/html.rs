@@ -47,6 +47,7 @@ pub fn render(r: &Report, refresh: Duration) -> String {
     );
     process(&mut o, r);
     vrrp(&mut o, r);
+    announce(&mut o, r);
     frontends(&mut o, r);
     for b in &r.backends {
         backend(&mut o, b);
@@ -132,6 +133,45 @@ fn vrrp(o: &mut String, r: &Report) {
         );
     }
     o.push_str("</table></div>\n");
+}
+
+fn announce(o: &mut String, r: &Report) {
+    let Some(a) = &r.announce else {
+        return;
+    };
+    o.push_str("<h2>Announced VIPs</h2><div class=\"scroll\"><table>\n");
+    o.push_str("<tr><th class=\"l\">VIP</th><th>State</th><th class=\"l\">Reason</th></tr>\n");
+    for v in &a.vips {
+        let _ = writeln!(
+            o,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            esc(&v.vip),
+            if v.announced {
+                "<span class=\"state UP\">announced</span>"
+            } else {
+                "<span class=\"state DOWN\">withdrawn</span>"
+            },
+            esc(v.reason.as_deref().unwrap_or("-")),
+        );
+    }
+    o.push_str("</table></div>\n");
+    if let Some(h) = &a.handoff {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\">handoff to {}: window {}; {} windows opened; notices {} sent, \
+             {} received, {} dropped</p>",
+            esc(&h.peers.join(", ")),
+            if h.window_seconds_left > 0.0 {
+                format!("open, {} left", human_duration(h.window_seconds_left))
+            } else {
+                "closed".into()
+            },
+            h.windows_opened,
+            h.notices_sent,
+            h.notices_received,
+            h.notices_dropped,
+        );
+    }
 }
 
 fn frontends(o: &mut String, r: &Report) {

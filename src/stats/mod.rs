@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::announce::AnnounceReader;
 use crate::config::Stats;
 use crate::control::{LastReload, ReloadStatus};
 use crate::fault::{self, Helper};
@@ -41,6 +42,7 @@ pub struct Sources {
     pub shared: Arc<Shared>,
     pub reloads: Arc<Mutex<ReloadStatus>>,
     pub vrrp: Option<StatusReader>,
+    pub announce: Option<AnnounceReader>,
     pub workers: usize,
     /// The soft RLIMIT_NOFILE after start-up raised it.
     pub fd_limit: u64,

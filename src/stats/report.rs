@@ -21,6 +21,8 @@ use crate::version;
 pub struct Report {
     pub process: Process,
     pub vrrp: Vec<VrrpRow>,
+    /// The `announce` section's VIPs and handoff; `None` without one.
+    pub announce: Option<AnnounceRow>,
     pub frontends: Vec<FrontendRow>,
     pub backends: Vec<BackendRow>,
 }
@@ -82,6 +84,32 @@ pub struct VrrpRow {
     pub adverts_received: u64,
     /// Dropped adverts by reason (the vrrp crate's labels), zeros included.
     pub drops: Vec<(&'static str, u64)>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AnnounceRow {
+    pub interface: String,
+    pub vips: Vec<AnnouncedVipRow>,
+    pub handoff: Option<HandoffRow>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct AnnouncedVipRow {
+    pub vip: String,
+    pub announced: bool,
+    /// Why it is not announced.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct HandoffRow {
+    pub peers: Vec<String>,
+    /// Seconds the open window has to run; 0 when none is open.
+    pub window_seconds_left: f64,
+    pub windows_opened: u64,
+    pub notices_sent: u64,
+    pub notices_received: u64,
+    pub notices_dropped: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -336,6 +364,7 @@ pub fn collect(sources: &Sources, rates: &Rates) -> Report {
     Report {
         process: process_row(sources, now),
         vrrp: vrrp(sources),
+        announce: announce(sources),
         frontends,
         backends,
     }
@@ -372,6 +401,30 @@ fn process_row(sources: &Sources, now: Instant) -> Process {
         latency_window_seconds: WINDOW_MINUTES * 60,
         resources,
     }
+}
+
+fn announce(sources: &Sources) -> Option<AnnounceRow> {
+    let st = sources.announce.as_ref()?.read();
+    Some(AnnounceRow {
+        interface: st.interface,
+        vips: st
+            .vips
+            .into_iter()
+            .map(|v| AnnouncedVipRow {
+                vip: v.addr.to_string(),
+                announced: v.announced,
+                reason: v.reason,
+            })
+            .collect(),
+        handoff: st.handoff.map(|h| HandoffRow {
+            peers: h.peers.iter().map(|p| p.to_string()).collect(),
+            window_seconds_left: h.window_left.as_secs_f64(),
+            windows_opened: h.counts.windows_opened,
+            notices_sent: h.counts.notices_sent,
+            notices_received: h.counts.notices_received,
+            notices_dropped: h.counts.notices_dropped,
+        }),
+    })
 }
 
 fn vrrp(sources: &Sources) -> Vec<VrrpRow> {

@@ -440,38 +440,164 @@ pub fn throughput(lbs: &mut [Node], dir: &std::path::Path, secs: u32) -> Vec<Str
             continue;
         }
         thread::sleep(Duration::from_millis(500));
-        let wrk = Command::new("ip")
-            .args(["netns", "exec", CLIENT_NS, "wrk", "-t2", "-c32"])
-            .arg(format!("-d{secs}s"))
-            .args([
-                "-H",
-                "Connection: close",
-                "--latency",
-                "http://192.0.2.240/",
-            ])
-            .output()
-            .expect("run wrk");
-        let text = String::from_utf8_lossy(&wrk.stdout);
-        let rate = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Requests/sec:"))
-            .map_or("?".into(), |r| r.trim().to_string());
-        let p99 = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("99%"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("?")
-            .to_string();
-        let errors = text
-            .lines()
-            .find(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
-            .unwrap_or("none")
-            .trim()
-            .to_string();
+        let (rate, p99, errors) = wrk(secs, true);
         out.push(format!(
-            "| {n} | {rate} | {p99} | {errors} | {:?} |",
+            "| {n} | {rate:.0} | {p99} | {errors} | {:?} |",
             next_hops()
         ));
     }
     out
+}
+
+/// The packet path's cost of `announce.handoff`, one balancer (lb1) behind the router:
+/// without a handoff, with one and no window open (the steady state), and with a window
+/// open (every packet to the VIP then looks its socket up). `rounds` rounds of wrk for
+/// `secs` per mode and load, the modes interleaved; medians of requests/s and of the whole
+/// machine's CPU time per request (client, router, balancer and nginx share the two
+/// cores: the difference between the modes is what the rules cost).
+pub fn handoff_cost(
+    lbs: &mut [Node],
+    dir: &std::path::Path,
+    secs: u32,
+    rounds: usize,
+) -> Vec<String> {
+    for lb in lbs.iter_mut() {
+        lb.signal(libc::SIGTERM);
+    }
+    for lb in lbs.iter_mut() {
+        lb.reap(Duration::from_secs(15));
+    }
+    let modes = ["no handoff", "handoff, no window", "handoff, window open"];
+    let loads = [("Connection: close", true), ("keep-alive", false)];
+    let mut results: HashMap<(usize, usize), Vec<(f64, f64)>> = HashMap::new();
+    for _ in 0..rounds {
+        for (m, mode) in modes.iter().enumerate() {
+            let cfg = if m == 0 {
+                config_without_handoff(1, dir)
+            } else {
+                config(1)
+            };
+            lbs[0] = ringlb(1, &cfg, dir, "cost");
+            let _ = wait_next_hops(&[1], Duration::from_secs(20));
+            // The window the start opened (30s) must be gone, or open for the whole run.
+            let window = if m == 2 { "600s" } else { "1ms" };
+            let set = Command::new("ip")
+                .args(["netns", "exec", "ecmp-lb1", "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    if let Some(mut i) = c.stdin.take() {
+                        let _ = write!(
+                            i,
+                            "add element ip ringlb_vip windows {{ 192.0.2.240 timeout 1s }}\n\
+                             delete element ip ringlb_vip windows {{ 192.0.2.240 }}\n\
+                             add element ip ringlb_vip windows {{ 192.0.2.240 timeout {window} }}\n"
+                        );
+                    }
+                    c.wait()
+                });
+            if m > 0 && !set.is_ok_and(|s| s.success()) {
+                return vec![format!("| {mode} | cannot set the window | | | |")];
+            }
+            thread::sleep(Duration::from_millis(300));
+            for (l, (_, close)) in loads.iter().enumerate() {
+                let busy_before = busy_ms();
+                let (rate, _, _) = wrk(secs, *close);
+                let busy = busy_ms() - busy_before;
+                let requests = rate * f64::from(secs);
+                if requests > 0.0 {
+                    results
+                        .entry((m, l))
+                        .or_default()
+                        .push((rate, busy * 1000.0 / requests));
+                }
+            }
+            lbs[0].signal(libc::SIGTERM);
+            lbs[0].reap(Duration::from_secs(15));
+        }
+    }
+    let mut out = Vec::new();
+    for (l, (load, _)) in loads.iter().enumerate() {
+        let base = median(results.get(&(0, l)).map_or(&[][..], |v| v), |r| r.1);
+        for (m, mode) in modes.iter().enumerate() {
+            let v = results.get(&(m, l)).map_or(&[][..], |v| v);
+            let rate = median(v, |r| r.0);
+            let cpu = median(v, |r| r.1);
+            out.push(format!(
+                "| {load} | {mode} | {rate:.0} | {cpu:.1} | {:.3} | {} |",
+                cpu / base,
+                v.len()
+            ));
+        }
+    }
+    // Back to three balancers for whatever runs next.
+    for (i, lb) in lbs.iter_mut().enumerate() {
+        *lb = ringlb(i as u8 + 1, &config(i as u8 + 1), dir, "after-cost");
+    }
+    let _ = wait_next_hops(&[1, 2, 3], Duration::from_secs(20));
+    out
+}
+
+fn median<T>(v: &[T], key: impl Fn(&T) -> f64) -> f64 {
+    let mut k: Vec<f64> = v.iter().map(key).collect();
+    if k.is_empty() {
+        return f64::NAN;
+    }
+    k.sort_by(|a, b| a.total_cmp(b));
+    k[k.len() / 2]
+}
+
+/// The whole machine's busy CPU time so far, in milliseconds (/proc/stat: every field but
+/// idle and iowait, in USER_HZ ticks of 10 ms).
+fn busy_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return 0.0;
+    };
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy: f64 = f
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .take(8)
+        .map(|(_, v)| v)
+        .sum();
+    busy * 10.0
+}
+
+/// wrk from the client through the router for `secs`: requests/s, p99, the error line.
+fn wrk(secs: u32, close: bool) -> (f64, String, String) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", CLIENT_NS, "wrk", "-t2", "-c32"])
+        .arg(format!("-d{secs}s"));
+    if close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    let out = cmd
+        .args(["--latency", "http://192.0.2.240/"])
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(0.0);
+    let p99 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_string();
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
+        .unwrap_or("none")
+        .trim()
+        .to_string();
+    (rate, p99, errors)
 }

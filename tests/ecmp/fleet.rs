@@ -112,6 +112,23 @@ pub fn ringlb(lb: u8, config: &Path, dir: &Path, tag: &str) -> Node {
     )
 }
 
+/// `ringlb ctl --json show announce` on balancer `lb` (its control socket, from
+/// conf/ecmp-lbN.json).
+pub fn announce_status(lb: u8) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .args(["ctl", "--json", "--socket"])
+        .arg(format!("/run/ringlb-ecmp/lb{lb}.sock"))
+        .args(["show", "announce"])
+        .output()
+        .expect("run ringlb ctl");
+    assert!(
+        out.status.success(),
+        "ringlb ctl show announce on lb{lb}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from ctl")
+}
+
 /// The balancers (1 to 3) the router's route to the VIP goes through now.
 pub fn next_hops() -> Vec<u8> {
     let out = Command::new("ip")

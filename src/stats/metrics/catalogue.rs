@@ -5,7 +5,7 @@
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::{servers, vrrp, Family, Labels, Value};
+use super::{announce, servers, vrrp, Family, Labels, Value};
 use crate::stats::report::{FrontendRow, Report};
 
 pub fn families(r: &Report) -> Vec<Family> {
@@ -15,6 +15,7 @@ pub fn families(r: &Report) -> Vec<Family> {
     out.extend(backends(r));
     out.extend(servers::families(r));
     out.extend(vrrp::families(r));
+    out.extend(announce::families(r));
     out
 }
 

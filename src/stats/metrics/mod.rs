@@ -6,6 +6,7 @@
 //! metrics` and older tools read). Names are `ringlb_*` and the standard `process_*`, with
 //! `_total`, `_bytes` and `_seconds` per Prometheus conventions.
 
+mod announce;
 mod catalogue;
 mod openmetrics;
 mod servers;

@@ -5,7 +5,9 @@ mod shipped;
 
 use super::*;
 use crate::counters::{EndCounts, EndTotals};
-use crate::stats::report::{BackendRow, FrontendRow, Process, ServerRow, VrrpRow};
+use crate::stats::report::{
+    AnnounceRow, AnnouncedVipRow, BackendRow, FrontendRow, HandoffRow, Process, ServerRow, VrrpRow,
+};
 
 fn report() -> Report {
     let ends = EndCounts::default();
@@ -41,6 +43,29 @@ fn report() -> Report {
             drops: vec![("bad_ttl", 1), ("auth_mismatch", 0)],
             ..Default::default()
         }],
+        announce: Some(AnnounceRow {
+            interface: "ringlb-vip".into(),
+            vips: vec![
+                AnnouncedVipRow {
+                    vip: "192.0.2.240".into(),
+                    announced: true,
+                    reason: None,
+                },
+                AnnouncedVipRow {
+                    vip: "2001:db8::80".into(),
+                    announced: false,
+                    reason: Some("stopping".into()),
+                },
+            ],
+            handoff: Some(HandoffRow {
+                peers: vec!["192.0.2.195".into()],
+                window_seconds_left: 4.5,
+                windows_opened: 3,
+                notices_sent: 2,
+                notices_received: 5,
+                notices_dropped: 1,
+            }),
+        }),
         frontends: vec![FrontendRow {
             name: "web".into(),
             ends,
@@ -68,6 +93,12 @@ fn openmetrics_has_the_new_families_and_no_instance_label() {
         r#"ringlb_server_check_failures_total{backend="farm",server="web1"} 4"#,
         r#"ringlb_server_state_changes_total{backend="farm",server="web1"} 3"#,
         r#"ringlb_server_downtime_seconds_total{backend="farm",server="web1"} 12.5"#,
+        r#"ringlb_announce_vip{vip="192.0.2.240"} 1.0"#,
+        r#"ringlb_announce_vip{vip="2001:db8::80"} 0.0"#,
+        r#"ringlb_handoff_window_open 1.0"#,
+        r#"ringlb_handoff_windows_opened_total 3"#,
+        r#"ringlb_handoff_notices_total{event="received"} 5"#,
+        r#"ringlb_handoff_notices_total{event="dropped"} 1"#,
     ] {
         assert!(out.lines().any(|l| l == line), "no {line} in\n{out}");
     }
