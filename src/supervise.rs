@@ -1,4 +1,4 @@
-//! The supervising parent, with VRRP: ringlb forks once at start, before any thread. The
+//! The supervising parent, with VRRP or `announce`: ringlb forks once at start, before any thread. The
 //! child serves; the parent, single-threaded and idle, forwards signals to it and waits. If
 //! the child dies by any means but a clean exit (SIGKILL, the OOM killer, an abort), the
 //! parent at once releases what the child held (`ha::release`: the VIPs leave this box and a
@@ -7,8 +7,19 @@
 //! to the same problem is a parent process too; this one has nothing to do but that.
 //!
 //! The child stops (SIGTERM, a graceful stop) if the parent dies (PR_SET_PDEATHSIG).
+//!
+//! With `announce`, the parent also watches the child's announce thread through a shared
+//! page (`Beat`): a child that has not beaten for `announce.worker_stall` is frozen as a
+//! whole (SIGSTOP, a stuck process), which its own watchdog cannot see. The parent then
+//! takes the announce interface down, and the routing daemon withdraws every VIP on it;
+//! the child, turning again, sees it and announces afresh. A child that dies takes the
+//! interface with it (see `announce/tun.rs`), so there is nothing to release for
+//! `announce`.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -26,11 +37,91 @@ pub enum Role {
     Done(ExitCode),
 }
 
-/// Forks when the config has VRRP instances (else serves in this process). Must run
-/// before any thread is started: only the calling thread survives a fork.
+/// The page parent and child share: the child's last beat and the parent's verdict, in
+/// milliseconds of CLOCK_MONOTONIC (the same clock in both processes).
+#[repr(C)]
+struct Page {
+    /// The announce thread's last turn; 0 while nothing is to be watched (before the
+    /// first turn, after the thread stopped).
+    beat_ms: AtomicU64,
+    /// When the parent took the interface down for want of beats; 0 when it did not.
+    pulled_ms: AtomicU64,
+}
+
+/// The shared page, mapped before the fork (`MAP_SHARED | MAP_ANONYMOUS`), so both
+/// processes see the same memory; never unmapped.
+static BEAT: OnceLock<&'static Page> = OnceLock::new();
+
+/// Milliseconds of CLOCK_MONOTONIC.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives across the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// The announce thread turned (a no-op without a supervising parent).
+pub fn beat() {
+    if let Some(p) = BEAT.get() {
+        p.beat_ms.store(monotonic_ms().max(1), Ordering::Relaxed);
+    }
+}
+
+/// The announce thread stops: nothing to watch any more.
+pub fn stop_beating() {
+    if let Some(p) = BEAT.get() {
+        p.beat_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// How long ago the parent took the announce interface down, if it did since the last
+/// call (the child then announces afresh).
+pub fn take_pulled() -> Option<Duration> {
+    let p = BEAT.get()?;
+    let at = p.pulled_ms.swap(0, Ordering::Relaxed);
+    (at != 0).then(|| Duration::from_millis(monotonic_ms().saturating_sub(at)))
+}
+
+fn map_page() -> Option<&'static Page> {
+    // SAFETY: an anonymous shared mapping of one page, zero-filled by the kernel; it is
+    // never unmapped, so the 'static reference stays valid. Page is two atomics, for
+    // which all zeroes is a valid value.
+    unsafe {
+        let ptr = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        Some(&*(ptr as *const Page))
+    }
+}
+
+/// Forks when the config has VRRP instances or an `announce` section (else serves in this
+/// process). Must run before any thread is started: only the calling thread survives a
+/// fork.
 pub fn fork_if_needed(config: &Config) -> Role {
-    if config.vrrp.instances.is_empty() {
+    if config.vrrp.instances.is_empty() && config.announce.is_none() {
         return Role::Serve;
+    }
+    if config.announce.is_some() {
+        match map_page() {
+            Some(p) => {
+                let _ = BEAT.set(p);
+            }
+            None => event!(
+                warning: "cannot map the supervisor's page ({}): a frozen ringlb keeps its routes until BFD or a restart",
+                std::io::Error::last_os_error()
+            ),
+        }
     }
     let parent = nix::unistd::getpid();
     // SAFETY: no other thread exists yet (main calls this first), so the child may run
@@ -80,11 +171,31 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// How often the parent reads the child's beat.
+const WATCH_PERIOD: Duration = Duration::from_millis(50);
+/// Beyond `worker_stall`, what the announce thread may legitimately pause for (a notice's
+/// 100 ms lead, starting `nft`). With the default 300 ms stall a frozen process is
+/// withdrawn within 300 + 100 + 50 ms.
+const BEAT_SLACK: Duration = Duration::from_millis(100);
+
 fn supervise(child: Pid, config: &Config) -> ExitCode {
     let set = block_signals();
+    let watch = BEAT.get().copied().zip(config.announce.as_ref());
+    let period = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: WATCH_PERIOD.as_nanos() as libc::c_long,
+    };
     loop {
-        // SAFETY: waits for one of the blocked signals; no siginfo is needed.
-        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        let sig = if watch.is_some() {
+            // SAFETY: waits for one of the blocked signals, at most `period`.
+            unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &period) }
+        } else {
+            // SAFETY: waits for one of the blocked signals; no siginfo is needed.
+            unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) }
+        };
+        if let Some((page, announce)) = watch {
+            check_beat(child, page, announce);
+        }
         if sig < 0 {
             continue;
         }
@@ -108,7 +219,40 @@ fn supervise(child: Pid, config: &Config) -> ExitCode {
     }
 }
 
+/// Takes the announce interface down when the child has not beaten for `worker_stall`
+/// plus `BEAT_SLACK`:
+/// the process is frozen as a whole. Once per freeze: the child clears `pulled_ms` when it
+/// turns again.
+fn check_beat(child: Pid, page: &Page, announce: &crate::config::Announce) {
+    let beat = page.beat_ms.load(Ordering::Relaxed);
+    if beat == 0 || page.pulled_ms.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let now = monotonic_ms();
+    let silent = now.saturating_sub(beat);
+    if silent < (announce.worker_stall + BEAT_SLACK).as_millis() as u64 {
+        return;
+    }
+    page.pulled_ms.store(now, Ordering::Relaxed);
+    match crate::announce::set_link(&announce.interface, false) {
+        Ok(()) => event!(error:
+            "supervisor: ringlb (pid {child}) has not turned for {silent} ms (worker_stall \
+             {:?}): interface {} down, so the routing daemon withdraws its VIPs",
+            announce.worker_stall, announce.interface
+        ),
+        Err(e) => event!(error:
+            "supervisor: ringlb (pid {child}) has not turned for {silent} ms, and interface {} \
+             cannot be taken down: {e}",
+            announce.interface
+        ),
+    }
+}
+
 fn release(child: Pid, how: &str, config: &Config) {
+    if config.vrrp.instances.is_empty() {
+        event!(error: "supervisor: ringlb (pid {child}) {how}; its announce interface went with it");
+        return;
+    }
     event!(
         error: "supervisor: ringlb (pid {child}) {how}; releasing its VIPs so the backup takes over now"
     );

@@ -6,7 +6,8 @@
 //! 2. a client address reaches the same server whichever balancer its flow lands on
 //!    (`balance: source`, Maglev), checked for every source address across all three;
 //! 5. every worker of one balancer stalled: its route is gone from the router within 0.5 s,
-//!    and back when the workers turn again;
+//!    and back when the workers turn again; the same for the whole serving process frozen
+//!    (SIGSTOP), which the supervising parent notices;
 //! -  `require_up_server`: every web server unreachable, every balancer withdraws, and
 //!    announces again when the servers are back;
 //! 4. one balancer stopped gracefully (SIGTERM): the route is withdrawn before its listeners
@@ -67,6 +68,7 @@ fn ecmp() {
 
     share_and_source_affinity();
     stalled_balancer_withdrawn(&lbs);
+    frozen_process_withdrawn(&lbs);
     no_server_withdrawn();
     graceful_stop(&mut lbs);
 }
@@ -182,6 +184,50 @@ fn stalled_balancer_withdrawn(lbs: &[nodes::Node]) {
 
 /// `require_up_server`: with every web server unreachable (their links down) every
 /// balancer withdraws the VIP, and announces it again once the checks pass.
+/// Part 5, the whole serving process frozen (SIGSTOP): its own watchdog is frozen with it;
+/// the supervising parent, reading the announce thread's beat, takes the interface down.
+fn frozen_process_withdrawn(lbs: &[nodes::Node]) {
+    let serving = lbs[2].children();
+    assert_eq!(
+        serving.len(),
+        1,
+        "lb3 runs a supervisor and one serving process"
+    );
+    let signal = |sig| {
+        for &pid in &serving {
+            // SAFETY: plain syscall on the balancer's serving process.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
+    signal(libc::SIGSTOP);
+    let withdrawn = wait_next_hops(&[1, 2], Duration::from_secs(3));
+    signal(libc::SIGCONT);
+    let withdrawn = withdrawn.unwrap_or_else(|hops| {
+        panic!(
+            "lb3's serving process frozen 3 s, the router still routes through {hops:?}\n{}",
+            lbs[2].log_text()
+        )
+    });
+    println!(
+        "part 5: lb3's serving process frozen (SIGSTOP): route gone from the router after \
+         {withdrawn:?}"
+    );
+    assert!(
+        withdrawn < STALL_WITHDRAWN,
+        "lb3's route went after {withdrawn:?}, over {STALL_WITHDRAWN:?}"
+    );
+    let back = wait_next_hops(&[1, 2, 3], Duration::from_secs(5)).unwrap_or_else(|hops| {
+        panic!(
+            "lb3 resumed, the router routes through {hops:?}\n{}",
+            lbs[2].log_text()
+        )
+    });
+    println!("        announced again {back:?} after it resumed");
+    let log = lbs[2].log_text();
+    assert!(log.contains("has not turned for"), "{log}");
+    assert!(log.contains("announcing afresh"), "{log}");
+}
+
 fn no_server_withdrawn() {
     let links = |state: &str| {
         for web in 1..=3 {
@@ -327,8 +373,8 @@ fn bench() {
     let cost_rounds: usize = std::env::var("ECMP_COST_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let cost = bench::handoff_cost(&mut lbs, &dir, 5, cost_rounds);
+        .unwrap_or(5);
+    let cost = bench::handoff_cost(&mut lbs, &dir, 4, cost_rounds);
     println!("\n### Part 3: a balancer fails\n");
     println!(
         "| what | route gone from the router after | failed new connections | outage of a \
@@ -351,11 +397,11 @@ fn bench() {
         println!("{l}");
     }
     println!(
-        "\n### The handoff's packet path: one balancer, wrk -t2 -c32 -d5s through the router, \
-         medians of {cost_rounds} interleaved rounds\n"
+        "\n### The handoff's packet path: one balancer, wrk -t2 -c32 -d4s through the router, \
+         medians of {cost_rounds} rounds, the modes' order rotated\n"
     );
     println!(
-        "| load | balancer | requests/s | machine CPU per request (µs) | ÷ no handoff | rounds |"
+        "| load | lb1's nftables | requests/s | machine CPU per request (µs) | ÷ no table | rounds |"
     );
     println!("|---|---|--:|--:|--:|--:|");
     for l in cost {

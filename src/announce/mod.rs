@@ -9,6 +9,8 @@
 mod handoff;
 mod tun;
 
+pub use tun::set_link;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -323,6 +325,7 @@ impl Runner {
 
     fn run(&mut self) {
         loop {
+            crate::supervise::beat();
             match self.commands.recv_timeout(PERIOD) {
                 Ok(Cmd::Reload(cfg)) => self.reload(cfg),
                 Ok(Cmd::Withdraw { drain, reply }) => {
@@ -334,7 +337,11 @@ impl Runner {
                             change: handoff::Change::Leaving,
                             window: self.cfg.withdraw_delay + drain + HANDOFF_MARGIN,
                         });
-                        thread::sleep(HANDOFF_LEAD);
+                        let until = Instant::now() + HANDOFF_LEAD;
+                        while Instant::now() < until {
+                            crate::supervise::beat();
+                            thread::sleep(Duration::from_millis(10));
+                        }
                     }
                     let n = self.withdraw_all("stopping");
                     self.reasons = self
@@ -351,11 +358,15 @@ impl Runner {
             }
             self.tick();
         }
+        crate::supervise::stop_beating();
         self.withdraw_all("stopping");
         let _ = self.done.send(());
     }
 
     fn tick(&mut self) {
+        if let Some(ago) = crate::supervise::take_pulled() {
+            self.announce_afresh(ago);
+        }
         let now = self.shared.epoch.elapsed().as_millis() as u64;
         let beats = self
             .shared
@@ -402,7 +413,8 @@ impl Runner {
                 left = true;
             }
         }
-        if !joining {
+        if !hold_joins {
+            // Joined (or nothing to join): the next join tells the peers again.
             self.joining = None;
         }
         if left && !self.stopping {
@@ -437,6 +449,21 @@ impl Runner {
             window_left: h.window_left(),
             counts: h.counts(),
         });
+    }
+
+    /// The supervising parent took the interface down while this process was frozen:
+    /// every VIP comes off it, the interface goes up again, and the VIPs are announced
+    /// afresh (a join, with the handoff's notice first) by the ticks that follow.
+    fn announce_afresh(&mut self, ago: Duration) {
+        event!(warning:
+            "announce: the supervisor withdrew every VIP {ago:?} ago, this process having \
+             been frozen; announcing afresh"
+        );
+        self.withdraw_all("frozen, withdrawn by the supervisor");
+        self.joining = None;
+        if let Err(e) = set_link(&self.tun.name, true) {
+            event!(error: "announce: cannot bring {} up again: {e}", self.tun.name);
+        }
     }
 
     /// Whether a VIP about to be announced may go now. With a handoff, the peers are told

@@ -39,7 +39,7 @@ impl Tun {
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        set_up(name)?;
+        set_link(name, true)?;
         let index = nix::net::if_::if_nametoindex(name).map_err(io::Error::from)?;
         Ok(Tun {
             _file: file,
@@ -65,8 +65,10 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(req)
 }
 
-/// Sets IFF_UP on `name` (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket).
-fn set_up(name: &str) -> io::Result<()> {
+/// Sets or clears IFF_UP on `name` (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket).
+/// Down, the routing daemon withdraws every address on it (the supervising parent's way
+/// of withdrawing a frozen child's VIPs).
+pub fn set_link(name: &str, up: bool) -> io::Result<()> {
     // SAFETY: socket(2) with constant arguments; the fd is owned by `sock` below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -80,7 +82,11 @@ fn set_up(name: &str) -> io::Result<()> {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
             return Err(io::Error::last_os_error());
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if up {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        } else {
+            req.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short);
+        }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
             return Err(io::Error::last_os_error());
         }
