@@ -2,6 +2,7 @@
 //! loop that turns signals into worker commands.
 
 mod announce;
+mod beat;
 mod control;
 mod counters;
 mod ctl;

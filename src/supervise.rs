@@ -17,14 +17,13 @@
 //! `announce`.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getppid, ForkResult, Pid};
 
+use crate::beat;
 use crate::config::Config;
 use crate::ha;
 use crate::logging::event;
@@ -37,74 +36,6 @@ pub enum Role {
     Done(ExitCode),
 }
 
-/// The page parent and child share: the child's last beat and the parent's verdict, in
-/// milliseconds of CLOCK_MONOTONIC (the same clock in both processes).
-#[repr(C)]
-struct Page {
-    /// The announce thread's last turn; 0 while nothing is to be watched (before the
-    /// first turn, after the thread stopped).
-    beat_ms: AtomicU64,
-    /// When the parent took the interface down for want of beats; 0 when it did not.
-    pulled_ms: AtomicU64,
-}
-
-/// The shared page, mapped before the fork (`MAP_SHARED | MAP_ANONYMOUS`), so both
-/// processes see the same memory; never unmapped.
-static BEAT: OnceLock<&'static Page> = OnceLock::new();
-
-/// Milliseconds of CLOCK_MONOTONIC.
-pub fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which lives across the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
-}
-
-/// The announce thread turned (a no-op without a supervising parent).
-pub fn beat() {
-    if let Some(p) = BEAT.get() {
-        p.beat_ms.store(monotonic_ms().max(1), Ordering::Relaxed);
-    }
-}
-
-/// The announce thread stops: nothing to watch any more.
-pub fn stop_beating() {
-    if let Some(p) = BEAT.get() {
-        p.beat_ms.store(0, Ordering::Relaxed);
-    }
-}
-
-/// How long ago the parent took the announce interface down, if it did since the last
-/// call (the child then announces afresh).
-pub fn take_pulled() -> Option<Duration> {
-    let p = BEAT.get()?;
-    let at = p.pulled_ms.swap(0, Ordering::Relaxed);
-    (at != 0).then(|| Duration::from_millis(monotonic_ms().saturating_sub(at)))
-}
-
-fn map_page() -> Option<&'static Page> {
-    // SAFETY: an anonymous shared mapping of one page, zero-filled by the kernel; it is
-    // never unmapped, so the 'static reference stays valid. Page is two atomics, for
-    // which all zeroes is a valid value.
-    unsafe {
-        let ptr = libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if ptr == libc::MAP_FAILED {
-            return None;
-        }
-        Some(&*(ptr as *const Page))
-    }
-}
-
 /// Forks when the config has VRRP instances or an `announce` section (else serves in this
 /// process). Must run before any thread is started: only the calling thread survives a
 /// fork.
@@ -112,16 +43,11 @@ pub fn fork_if_needed(config: &Config) -> Role {
     if config.vrrp.instances.is_empty() && config.announce.is_none() {
         return Role::Serve;
     }
-    if config.announce.is_some() {
-        match map_page() {
-            Some(p) => {
-                let _ = BEAT.set(p);
-            }
-            None => event!(
-                warning: "cannot map the supervisor's page ({}): a frozen ringlb keeps its routes until BFD or a restart",
-                std::io::Error::last_os_error()
-            ),
-        }
+    if config.announce.is_some() && !beat::map() {
+        event!(
+            warning: "cannot map the supervisor's page ({}): a frozen ringlb keeps its routes until BFD or a restart",
+            std::io::Error::last_os_error()
+        );
     }
     let parent = nix::unistd::getpid();
     // SAFETY: no other thread exists yet (main calls this first), so the child may run
@@ -180,7 +106,7 @@ const BEAT_SLACK: Duration = Duration::from_millis(100);
 
 fn supervise(child: Pid, config: &Config) -> ExitCode {
     let set = block_signals();
-    let watch = BEAT.get().copied().zip(config.announce.as_ref());
+    let watch = beat::page().zip(config.announce.as_ref());
     let period = libc::timespec {
         tv_sec: 0,
         tv_nsec: WATCH_PERIOD.as_nanos() as libc::c_long,
@@ -223,17 +149,15 @@ fn supervise(child: Pid, config: &Config) -> ExitCode {
 /// plus `BEAT_SLACK`:
 /// the process is frozen as a whole. Once per freeze: the child clears `pulled_ms` when it
 /// turns again.
-fn check_beat(child: Pid, page: &Page, announce: &crate::config::Announce) {
-    let beat = page.beat_ms.load(Ordering::Relaxed);
-    if beat == 0 || page.pulled_ms.load(Ordering::Relaxed) != 0 {
+fn check_beat(child: Pid, page: &beat::Page, announce: &crate::config::Announce) {
+    let Some(silent) = page.silent_for() else {
         return;
-    }
-    let now = monotonic_ms();
-    let silent = now.saturating_sub(beat);
+    };
+    let silent = silent.as_millis() as u64;
     if silent < (announce.worker_stall + BEAT_SLACK).as_millis() as u64 {
         return;
     }
-    page.pulled_ms.store(now, Ordering::Relaxed);
+    page.pull();
     match crate::announce::set_link(&announce.interface, false) {
         Ok(()) => event!(error:
             "supervisor: ringlb (pid {child}) has not turned for {silent} ms (worker_stall \

@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     // Process plumbing: logs through `logging` at most.
     &[
+        "beat",
         "counters",
         "fault",
         "limits",

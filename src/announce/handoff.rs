@@ -258,7 +258,7 @@ fn nft(script: &str) -> Result<(), String> {
             }
             Ok(None) => {
                 // Still turning, for the supervising parent's watch.
-                crate::supervise::beat();
+                crate::beat::beat();
                 std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) => return Err(format!("nft: {e}")),

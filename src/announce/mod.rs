@@ -325,7 +325,7 @@ impl Runner {
 
     fn run(&mut self) {
         loop {
-            crate::supervise::beat();
+            crate::beat::beat();
             match self.commands.recv_timeout(PERIOD) {
                 Ok(Cmd::Reload(cfg)) => self.reload(cfg),
                 Ok(Cmd::Withdraw { drain, reply }) => {
@@ -339,7 +339,7 @@ impl Runner {
                         });
                         let until = Instant::now() + HANDOFF_LEAD;
                         while Instant::now() < until {
-                            crate::supervise::beat();
+                            crate::beat::beat();
                             thread::sleep(Duration::from_millis(10));
                         }
                     }
@@ -358,13 +358,13 @@ impl Runner {
             }
             self.tick();
         }
-        crate::supervise::stop_beating();
+        crate::beat::stop_beating();
         self.withdraw_all("stopping");
         let _ = self.done.send(());
     }
 
     fn tick(&mut self) {
-        if let Some(ago) = crate::supervise::take_pulled() {
+        if let Some(ago) = crate::beat::take_pulled() {
             self.announce_afresh(ago);
         }
         let now = self.shared.epoch.elapsed().as_millis() as u64;
