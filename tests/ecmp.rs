@@ -2,7 +2,8 @@
 //! the VIP with BIRD 2 (eBGP + BFD) to a router that spreads flows over them by ECMP
 //! (5-tuple hash), in front of three nginx servers. The pass/fail parts of issue 16:
 //!
-//! 1. new flows are shared by the three balancers within ±10%;
+//! 1. new flows are shared by the three balancers within ±10%; over IPv6 too (the VIP
+//!    2001:db8:ee::240, announced on a BGP session of its own; ±20% on fewer flows);
 //! 2. a client address reaches the same server whichever balancer its flow lands on
 //!    (`balance: source`, Maglev), checked for every source address across all three;
 //! 5. every worker of one balancer stalled: its route is gone from the router within 0.5 s,
@@ -33,13 +34,14 @@ mod fleet;
 mod nodes;
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::thread;
 use std::time::Duration;
 
-use client::{batch, sources, Prober};
+use client::{batch, batch_via, sources, sources6, Prober, VIP6};
 use fleet::{
-    announce_status, balancer_of, config, ringlb, skip_reason, wait_next_hops, work_dir, Lab,
+    announce_status, balancer_of, config, ringlb, skip_reason, wait_next_hops, wait_next_hops6,
+    work_dir, Lab,
 };
 
 /// conf/ecmp-lb*.json: `announce.worker_stall`.
@@ -66,7 +68,15 @@ fn ecmp() {
         );
     }
 
+    if let Err(hops) = wait_next_hops6(&[1, 2, 3], Duration::from_secs(10)) {
+        panic!(
+            "the router's IPv6 route to the VIP goes through {hops:?}, not all three\n{}",
+            logs(&lbs)
+        );
+    }
+
     share_and_source_affinity();
+    ipv6_share();
     stalled_balancer_withdrawn(&lbs);
     frozen_process_withdrawn(&lbs);
     no_server_withdrawn();
@@ -184,6 +194,44 @@ fn stalled_balancer_withdrawn(lbs: &[nodes::Node]) {
 
 /// `require_up_server`: with every web server unreachable (their links down) every
 /// balancer withdraws the VIP, and announces it again once the checks pass.
+/// Part 1 over IPv6: the same spread, IPv6 clients served through IPv4 servers.
+fn ipv6_share() {
+    let srcs: Vec<IpAddr> = sources6().into_iter().map(IpAddr::V6).collect();
+    let results = batch_via(&srcs, IpAddr::V6(VIP6), 15, 6);
+    let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(
+        failed.len() <= 1,
+        "{} of {} IPv6 requests failed, e.g. {:?}",
+        failed.len(),
+        results.len(),
+        failed.first()
+    );
+    let mut per_lb: HashMap<u8, usize> = HashMap::new();
+    for (_, r) in &results {
+        if let Ok(a) = r {
+            *per_lb
+                .entry(balancer_of(a.balancer).unwrap_or(0))
+                .or_default() += 1;
+        }
+    }
+    let served: usize = per_lb.values().sum();
+    let fair = served as f64 / 3.0;
+    println!(
+        "part 1, IPv6: {served} new connections from 40 source addresses: {}",
+        (1..=3)
+            .map(|lb| format!("lb{lb} {}", per_lb.get(&lb).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for lb in 1..=3 {
+        let n = per_lb.get(&lb).copied().unwrap_or(0) as f64;
+        assert!(
+            (n - fair).abs() <= fair * 0.20,
+            "lb{lb} took {n} of {served} IPv6 connections, more than 20% off a third"
+        );
+    }
+}
+
 /// Part 5, the whole serving process frozen (SIGSTOP): its own watchdog is frozen with it;
 /// the supervising parent, reading the announce thread's beat, takes the interface down.
 fn frozen_process_withdrawn(lbs: &[nodes::Node]) {
@@ -256,8 +304,11 @@ fn no_server_withdrawn() {
 
 /// Part 4.
 fn graceful_stop(lbs: &mut [nodes::Node]) {
-    // Two keep-alive connections from every source, about a third of them through lb2.
+    // Two keep-alive connections from every source, about a third of them through lb2;
+    // one from every IPv6 source.
     let mut held = bench::in_client(|| bench::hold(2));
+    let srcs6: Vec<IpAddr> = sources6().into_iter().map(IpAddr::V6).collect();
+    let mut held6 = bench::in_client(|| bench::hold_via(&srcs6, IpAddr::V6(VIP6), 1));
     let srcs: Vec<Ipv4Addr> = sources().into_iter().step_by(5).collect();
     let prober = Prober::start(srcs, Duration::from_millis(20));
     thread::sleep(Duration::from_millis(700));
@@ -269,7 +320,10 @@ fn graceful_stop(lbs: &mut [nodes::Node]) {
     thread::sleep(Duration::from_millis(300));
     let (on_lb2, reset_lb2) = bench::in_client(|| bench::reset_on(&mut held, &[2]));
     let (on_others, reset_others) = bench::in_client(|| bench::reset_on(&mut held, &[1, 3]));
+    let withdrawn6 = wait_next_hops6(&[1, 3], Duration::from_secs(1));
+    let (on_lb2_6, reset_lb2_6) = bench::in_client(|| bench::reset_on(&mut held6, &[2]));
     drop(held);
+    drop(held6);
     lbs[1].reap(Duration::from_secs(15));
     thread::sleep(Duration::from_millis(500));
     let attempts = prober.finish();
@@ -312,7 +366,26 @@ fn graceful_stop(lbs: &mut [nodes::Node]) {
         attempts.len(),
         failed.first()
     );
-    assert!(on_lb2 > 0, "no held connection went through lb2");
+    println!(
+        "        IPv6: route {}; lb2's established connections: {reset_lb2_6} of {on_lb2_6} \
+         reset",
+        match &withdrawn6 {
+            Ok(_) => "withdrawn".to_string(),
+            Err(h) => format!("still through {h:?}"),
+        }
+    );
+    assert!(
+        withdrawn6.is_ok(),
+        "lb2's IPv6 route stayed: {withdrawn6:?}"
+    );
+    assert!(
+        on_lb2 > 0 && on_lb2_6 > 0,
+        "no held connection went through lb2"
+    );
+    assert_eq!(
+        reset_lb2_6, 0,
+        "{reset_lb2_6} of lb2's {on_lb2_6} IPv6 connections reset\n{log}"
+    );
     assert_eq!(
         (reset_lb2, reset_others),
         (0, 0),

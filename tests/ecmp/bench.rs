@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -189,19 +189,25 @@ fn request(s: &mut TcpStream) -> Result<u8, String> {
 
 /// Opens `per_source` keep-alive connections from each source; each answers once.
 pub fn hold(per_source: usize) -> Vec<Held> {
+    let srcs: Vec<IpAddr> = sources().into_iter().map(IpAddr::V4).collect();
+    hold_via(&srcs, IpAddr::V4(VIP), per_source)
+}
+
+/// `hold` from `srcs` to `vip` (either family).
+pub fn hold_via(srcs: &[IpAddr], vip: IpAddr, per_source: usize) -> Vec<Held> {
     let mut held = Vec::new();
     for _ in 0..per_source {
-        for src in sources() {
-            let Ok(s) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+        for &src in srcs {
+            let Ok(s) = Socket::new(
+                Domain::for_address(SocketAddr::new(vip, 80)),
+                Type::STREAM,
+                None,
+            ) else {
                 continue;
             };
-            if s.bind(&SocketAddr::V4(SocketAddrV4::new(src, 0)).into())
-                .is_err()
-                || s.connect_timeout(
-                    &SocketAddr::V4(SocketAddrV4::new(VIP, 80)).into(),
-                    Duration::from_secs(1),
-                )
-                .is_err()
+            if s.bind(&SocketAddr::new(src, 0).into()).is_err()
+                || s.connect_timeout(&SocketAddr::new(vip, 80).into(), Duration::from_secs(1))
+                    .is_err()
             {
                 continue;
             }

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -27,6 +27,20 @@ pub fn sources() -> Vec<Ipv4Addr> {
     (140..180).map(|h| Ipv4Addr::new(192, 0, 2, h)).collect()
 }
 
+/// The VIP's IPv6 address (conf/ecmp-lb*.json).
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xee, 0, 0, 0, 0, 0x240);
+
+/// The client's IPv6 source addresses (scripts/lab-ecmp: 2001:db8:ec::140 to ::179, the
+/// same host numbers as the IPv4 ones, read as hex digits).
+pub fn sources6() -> Vec<Ipv6Addr> {
+    (140..180)
+        .map(|h| {
+            let hex = u16::from_str_radix(&h.to_string(), 16).expect("digits");
+            Ipv6Addr::new(0x2001, 0xdb8, 0xec, 0, 0, 0, 0, hex)
+        })
+        .collect()
+}
+
 /// Who served one request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Answer {
@@ -45,15 +59,22 @@ pub fn enter(ns: &str) {
 
 /// One `GET /` through the VIP from `src`; the answer names the server and the balancer.
 pub fn fetch(src: Ipv4Addr) -> Result<Answer, String> {
+    fetch_via(IpAddr::V4(src), IpAddr::V4(VIP))
+}
+
+/// One `GET /` to `vip` (either family) from `src`.
+pub fn fetch_via(src: IpAddr, vip: IpAddr) -> Result<Answer, String> {
     let started = Instant::now();
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(src, 0)).into())
-        .map_err(|e| format!("bind {src}: {e}"))?;
-    s.connect_timeout(
-        &SocketAddr::V4(SocketAddrV4::new(VIP, 80)).into(),
-        ATTEMPT_TIMEOUT,
+    let s = Socket::new(
+        Domain::for_address(SocketAddr::new(vip, 80)),
+        Type::STREAM,
+        None,
     )
-    .map_err(|e| format!("connect: {e}"))?;
+    .map_err(|e| e.to_string())?;
+    s.bind(&SocketAddr::new(src, 0).into())
+        .map_err(|e| format!("bind {src}: {e}"))?;
+    s.connect_timeout(&SocketAddr::new(vip, 80).into(), ATTEMPT_TIMEOUT)
+        .map_err(|e| format!("connect: {e}"))?;
     let mut s = std::net::TcpStream::from(s);
     let left = ATTEMPT_TIMEOUT.saturating_sub(started.elapsed());
     if left.is_zero() {
@@ -91,7 +112,24 @@ pub fn fetch(src: Ipv4Addr) -> Result<Answer, String> {
 /// `per_source` requests from every source, spread over `threads` threads in the client's
 /// namespace; every result with its source.
 pub fn batch(per_source: usize, threads: usize) -> Vec<(Ipv4Addr, Result<Answer, String>)> {
-    let jobs: Vec<Ipv4Addr> = (0..per_source).flat_map(|_| sources()).collect();
+    let srcs: Vec<IpAddr> = sources().into_iter().map(IpAddr::V4).collect();
+    batch_via(&srcs, IpAddr::V4(VIP), per_source, threads)
+        .into_iter()
+        .filter_map(|(src, r)| match src {
+            IpAddr::V4(v4) => Some((v4, r)),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}
+
+/// `batch` from `srcs` to `vip` (either family).
+pub fn batch_via(
+    srcs: &[IpAddr],
+    vip: IpAddr,
+    per_source: usize,
+    threads: usize,
+) -> Vec<(IpAddr, Result<Answer, String>)> {
+    let jobs: Vec<IpAddr> = (0..per_source).flat_map(|_| srcs.to_vec()).collect();
     let jobs = Arc::new(jobs);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -101,7 +139,7 @@ pub fn batch(per_source: usize, threads: usize) -> Vec<(Ipv4Addr, Result<Answer,
                 jobs.iter()
                     .skip(t)
                     .step_by(threads)
-                    .map(|&src| (src, fetch(src)))
+                    .map(|&src| (src, fetch_via(src, vip)))
                     .collect::<Vec<_>>()
             })
         })

@@ -3,7 +3,7 @@
 //! router's view: which balancers its route to the VIP goes through.
 
 use std::fs::{self, File};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +23,19 @@ pub fn balancer_addr(lb: u8) -> Ipv4Addr {
 /// Which balancer (1 to 3) an address is.
 pub fn balancer_of(addr: Ipv4Addr) -> Option<u8> {
     (1..=3).find(|&lb| balancer_addr(lb) == addr)
+}
+
+/// Balancer `lb` (1 to 3): its IPv6 address on the router's segment.
+pub fn balancer_addr6(lb: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0xed, 0, 0, 0, 0, 0x193 + u16::from(lb))
+}
+
+/// Which balancer (1 to 3) an address of either family is.
+fn balancer_of_ip(addr: IpAddr) -> Option<u8> {
+    match addr {
+        IpAddr::V4(v4) => balancer_of(v4),
+        IpAddr::V6(v6) => (1..=3).find(|&lb| balancer_addr6(lb) == v6),
+    }
 }
 
 /// Why the lab cannot run here, if it cannot (not root). Missing programs are failures:
@@ -131,8 +144,33 @@ pub fn announce_status(lb: u8) -> serde_json::Value {
 
 /// The balancers (1 to 3) the router's route to the VIP goes through now.
 pub fn next_hops() -> Vec<u8> {
+    hops_of(&["-4", "route", "show", "192.0.2.240/32"])
+}
+
+/// The balancers (1 to 3) the router's route to the IPv6 VIP goes through now.
+pub fn next_hops6() -> Vec<u8> {
+    hops_of(&["-6", "route", "show", "2001:db8:ee::240/128"])
+}
+
+/// Waits until the router's next hops to the IPv6 VIP are exactly `want`.
+pub fn wait_next_hops6(want: &[u8], limit: Duration) -> Result<Duration, Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let hops = next_hops6();
+        if hops == want {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return Err(hops);
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn hops_of(args: &[&str]) -> Vec<u8> {
     let out = Command::new("ip")
-        .args(["-n", ROUTER_NS, "-4", "route", "show", "192.0.2.240/32"])
+        .args(["-n", ROUTER_NS])
+        .args(args)
         .output()
         .expect("ip route show");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -141,7 +179,7 @@ pub fn next_hops() -> Vec<u8> {
         .collect::<Vec<_>>()
         .windows(2)
         .filter(|w| w[0] == "via")
-        .filter_map(|w| w[1].parse().ok().and_then(balancer_of))
+        .filter_map(|w| w[1].parse().ok().and_then(balancer_of_ip))
         .collect();
     // A second route (the bench's resilient group above BIRD's) names balancers again.
     hops.sort_unstable();
