@@ -68,11 +68,19 @@ pub fn serve(path: &Path, sources: Arc<Sources>, jobs: Sender<Job>) -> io::Resul
             format!("{}: another process answers there", path.display()),
         ));
     }
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    // Only the service's own user may drive it (root bypasses this anyway).
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound under a temporary name, made 0600, then renamed into place: nobody can
+    // connect while it still has the umask's mode. Only the service's own user may drive
+    // it (root bypasses this anyway).
+    let temp = temp_name(path);
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", temp.display())))?;
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+    }
     let inode = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path)?.ino()
@@ -90,6 +98,15 @@ pub fn serve(path: &Path, sources: Arc<Sources>, jobs: Sender<Job>) -> io::Resul
         path: path.to_path_buf(),
         inode,
     })
+}
+
+/// `DIR/.NAME.PID`, beside `path` (a rename stays on one file system).
+fn temp_name(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map_or_else(
+        || "ringlb.sock".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    path.with_file_name(format!(".{name}.{}", std::process::id()))
 }
 
 struct Ctl {
