@@ -154,17 +154,7 @@ pub fn next_hops6() -> Vec<u8> {
 
 /// Waits until the router's next hops to the IPv6 VIP are exactly `want`.
 pub fn wait_next_hops6(want: &[u8], limit: Duration) -> Result<Duration, Vec<u8>> {
-    let start = Instant::now();
-    loop {
-        let hops = next_hops6();
-        if hops == want {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > limit {
-            return Err(hops);
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+    wait_hops(next_hops6, want, limit)
 }
 
 fn hops_of(args: &[&str]) -> Vec<u8> {
@@ -190,9 +180,13 @@ fn hops_of(args: &[&str]) -> Vec<u8> {
 /// Waits until the router's next hops are exactly `want`; how long it took, or what they
 /// were at the limit.
 pub fn wait_next_hops(want: &[u8], limit: Duration) -> Result<Duration, Vec<u8>> {
+    wait_hops(next_hops, want, limit)
+}
+
+fn wait_hops(read: fn() -> Vec<u8>, want: &[u8], limit: Duration) -> Result<Duration, Vec<u8>> {
     let start = Instant::now();
     loop {
-        let hops = next_hops();
+        let hops = read();
         if hops == want {
             return Ok(start.elapsed());
         }
