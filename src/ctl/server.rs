@@ -5,7 +5,6 @@
 //! the workers, and their outcome comes back as the answer.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{parse, show, ParseError, Request, MAX_LINE};
 use crate::control::{Job, JobError, JobKind};
@@ -68,19 +68,9 @@ pub fn serve(path: &Path, sources: Arc<Sources>, jobs: Sender<Job>) -> io::Resul
             format!("{}: another process answers there", path.display()),
         ));
     }
-    // Bound under a temporary name, made 0600, then renamed into place: nobody can
-    // connect while it still has the umask's mode. Only the service's own user may drive
-    // it (root bypasses this anyway).
-    let temp = temp_name(path);
-    let _ = std::fs::remove_file(&temp);
-    let listener = UnixListener::bind(&temp)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", temp.display())))?;
-    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
-    }
+    let _ = std::fs::remove_file(path);
+    let listener = bind_private(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let inode = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path)?.ino()
@@ -100,13 +90,17 @@ pub fn serve(path: &Path, sources: Arc<Sources>, jobs: Sender<Job>) -> io::Resul
     })
 }
 
-/// `DIR/.NAME.PID`, beside `path` (a rename stays on one file system).
-fn temp_name(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map_or_else(
-        || "ringlb.sock".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    path.with_file_name(format!(".{name}.{}", std::process::id()))
+/// A listening unix socket at `path` whose file is created with mode 0600: Linux gives
+/// the file the socket's own inode mode (less the umask), which `fchmod` sets before
+/// `bind`, so there is no moment when another user could connect. Only the service's own
+/// user may drive it (root bypasses this anyway).
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_cloexec(true)?;
+    nix::sys::stat::fchmod(&socket, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(128)?;
+    Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 struct Ctl {
