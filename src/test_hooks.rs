@@ -8,7 +8,9 @@
 //! - SIGRTMIN+2 makes the health thread panic at its next loop turn (a helper fault);
 //! - SIGRTMIN+5 makes worker 0's next `io_uring_enter` fail with EFAULT (a ring failure);
 //! - SIGRTMIN+6 makes worker 0's next [`BUSY_ENTERS`] `io_uring_enter` calls fail with
-//!   EBUSY (a completion queue with no room), so the reaping paths run.
+//!   EBUSY (a completion queue with no room), so the reaping paths run;
+//! - SIGRTMIN+7 makes the announce thread panic at its next turn (a helper fault with
+//!   routes to give back).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -21,6 +23,7 @@ static PANIC_WORKER: AtomicBool = AtomicBool::new(false);
 static PANIC_HEALTH: AtomicBool = AtomicBool::new(false);
 static RING_FAIL: AtomicBool = AtomicBool::new(false);
 static BUSY: AtomicU32 = AtomicU32::new(0);
+static PANIC_ANNOUNCE: AtomicBool = AtomicBool::new(false);
 
 /// How many of worker 0's enters SIGRTMIN+6 turns into EBUSY.
 pub const BUSY_ENTERS: u32 = 1000;
@@ -32,13 +35,14 @@ pub fn install_if_enabled() {
     if std::env::var_os(ENV).is_none_or(|v| v != "1") {
         return;
     }
-    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 6] = [
+    let handlers: [(libc::c_int, extern "C" fn(libc::c_int)); 7] = [
         (libc::SIGRTMIN() + 3, toggle_stall),
         (libc::SIGRTMIN() + 4, toggle_stall_1),
         (libc::SIGRTMIN() + 1, panic_worker),
         (libc::SIGRTMIN() + 2, panic_health),
         (libc::SIGRTMIN() + 5, fail_ring),
         (libc::SIGRTMIN() + 6, busy_ring),
+        (libc::SIGRTMIN() + 7, panic_announce),
     ];
     for (signal, handler) in handlers {
         // SAFETY: each handler only stores to an atomic, which is async-signal-safe.
@@ -49,7 +53,8 @@ pub fn install_if_enabled() {
     event!(
         "{ENV}=1: test fault switches: SIGRTMIN+3 stalls and resumes every worker, SIGRTMIN+4 \
          worker 1 alone, SIGRTMIN+1 panics worker 0, SIGRTMIN+2 panics the health thread, \
-         SIGRTMIN+5 fails worker 0's ring, SIGRTMIN+6 makes it busy"
+         SIGRTMIN+5 fails worker 0's ring, SIGRTMIN+6 makes it busy, SIGRTMIN+7 panics the \
+         announce thread"
     );
 }
 
@@ -67,6 +72,10 @@ extern "C" fn panic_worker(_: libc::c_int) {
 
 extern "C" fn panic_health(_: libc::c_int) {
     PANIC_HEALTH.store(true, Ordering::Relaxed);
+}
+
+extern "C" fn panic_announce(_: libc::c_int) {
+    PANIC_ANNOUNCE.store(true, Ordering::Relaxed);
 }
 
 extern "C" fn fail_ring(_: libc::c_int) {
@@ -106,5 +115,12 @@ pub fn worker_turn(id: usize) {
 pub fn health_turn() {
     if PANIC_HEALTH.swap(false, Ordering::Relaxed) {
         panic!("test fault switch: the health thread panics");
+    }
+}
+
+/// Called by the announce thread once per turn.
+pub fn announce_turn() {
+    if PANIC_ANNOUNCE.swap(false, Ordering::Relaxed) {
+        panic!("test fault switch: the announce thread panics");
     }
 }

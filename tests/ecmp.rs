@@ -80,6 +80,7 @@ fn ecmp() {
     stray_notice_dropped();
     stalled_balancer_withdrawn(&lbs);
     frozen_process_withdrawn(&lbs);
+    announce_fault_restarts(&lbs);
     no_server_withdrawn();
     graceful_stop(&mut lbs);
 }
@@ -308,6 +309,30 @@ fn frozen_process_withdrawn(lbs: &[nodes::Node]) {
     let log = lbs[2].log_text();
     assert!(log.contains("has not turned for"), "{log}");
     assert!(log.contains("announcing afresh"), "{log}");
+}
+
+/// A fault of lb3's announce thread: caught, counted, its VIPs withdrawn first (a thread
+/// that keeps failing holds no route), and announced again once it restarts; forwarding
+/// goes on through it.
+fn announce_fault_restarts(lbs: &[nodes::Node]) {
+    lbs[2].signal(libc::SIGRTMIN() + 7);
+    let withdrawn = wait_next_hops(&[1, 2], Duration::from_secs(3));
+    let back = wait_next_hops(&[1, 2, 3], Duration::from_secs(5));
+    let log = lbs[2].log_text();
+    println!(
+        "announce thread fault on lb3: route withdrawn after {withdrawn:?}, back {back:?} later"
+    );
+    assert!(
+        withdrawn.is_ok(),
+        "lb3's route stayed through its announce fault\n{log}"
+    );
+    assert!(
+        back.is_ok(),
+        "lb3's route did not come back after the restart\n{log}"
+    );
+    assert!(log.contains("announce thread fault #1"), "{log}");
+    let status = announce_status(3);
+    assert_eq!(status["vips"][0]["announced"], true, "{status}");
 }
 
 fn no_server_withdrawn() {

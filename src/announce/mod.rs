@@ -364,6 +364,8 @@ impl Runner {
     }
 
     fn tick(&mut self) {
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::announce_turn();
         if let Some(ago) = crate::beat::take_pulled() {
             self.announce_afresh(ago);
         }
