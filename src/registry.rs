@@ -535,4 +535,17 @@ mod tests {
         assert_eq!(outcome.summary, "no change");
         assert_eq!(outcome.needs_restart, vec!["workers auto → 3".to_string()]);
     }
+
+    #[test]
+    fn reload_names_announce_changes() {
+        let plain = TEXT.replace("127.0.0.1:1", "192.0.2.9:1");
+        let with =
+            |announce: &str| plain.replacen('{', &format!("{{ \"announce\": {announce},"), 1);
+        let one = with(r#"{ "vips": ["192.0.2.9"] }"#);
+        let two = with(r#"{ "vips": ["192.0.2.9"], "withdraw_delay": "1s" }"#);
+        let mut r = ServerRegistry::new(parse(&plain), 2);
+        assert_eq!(r.reload(parse(&one)).0.summary, "announce added");
+        assert_eq!(r.reload(parse(&two)).0.summary, "announce settings changed");
+        assert_eq!(r.reload(parse(&plain)).0.summary, "announce removed");
+    }
 }

@@ -57,8 +57,18 @@ fn ecmp() {
     }
     let _lab = Lab::up();
     let dir = work_dir("test");
+    // lb1 runs on a copy of its config, which the reload step rewrites.
+    let lb1_config = dir.join("ecmp-lb1.json");
+    std::fs::copy(config(1), &lb1_config).expect("copy lb1's config");
     let mut lbs: Vec<nodes::Node> = (1..=3)
-        .map(|lb| ringlb(lb, &config(lb), &dir, "run"))
+        .map(|lb| {
+            let cfg = if lb == 1 {
+                lb1_config.clone()
+            } else {
+                config(lb)
+            };
+            ringlb(lb, &cfg, &dir, "run")
+        })
         .collect();
     // Announced once the workers run and the first health checks found UP servers.
     if let Err(hops) = wait_next_hops(&[1, 2, 3], Duration::from_secs(20)) {
@@ -83,6 +93,59 @@ fn ecmp() {
     announce_fault_restarts(&lbs);
     no_server_withdrawn();
     graceful_stop(&mut lbs);
+    handoff_reloads(&lbs[0], &lb1_config);
+}
+
+/// `announce.handoff` on SIGHUP: removed (its table goes), added back (installed), a field
+/// changed (reinstalled); the VIP stays announced throughout.
+fn handoff_reloads(lb1: &nodes::Node, path: &std::path::Path) {
+    let original = std::fs::read_to_string(path).expect("lb1's config");
+    let mut json: serde_json::Value = serde_json::from_str(&original).expect("JSON");
+    let handoff = json["announce"]
+        .as_object_mut()
+        .and_then(|a| a.remove("handoff"))
+        .expect("a handoff section");
+    let tables = || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", "ecmp-lb1", "nft", "list", "tables"])
+            .output()
+            .expect("nft list tables");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let installed = |log: &str| log.matches("table ringlb_vip installed").count();
+    let reload = |text: String, want_tables: bool| {
+        std::fs::write(path, text).expect("write lb1's config");
+        let before = lb1.log_text().matches("reload #").count();
+        lb1.signal(libc::SIGHUP);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline
+            && (lb1.log_text().matches("reload #").count() == before
+                || tables().contains("ringlb_vip") != want_tables)
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            tables().contains("ringlb_vip"),
+            want_tables,
+            "after the reload\n{}",
+            lb1.log_text()
+        );
+    };
+    let start = installed(&lb1.log_text());
+    reload(json.to_string(), false);
+    json["announce"]["handoff"] = handoff;
+    reload(json.to_string(), true);
+    json["announce"]["handoff"]["window"] = "45s".into();
+    reload(json.to_string(), true);
+    let log = lb1.log_text();
+    assert_eq!(installed(&log), start + 2, "{log}");
+    assert!(log.contains("ok: announce settings changed"), "{log}");
+    assert_eq!(announce_status(1)["vips"][0]["announced"], true);
+    println!(
+        "handoff on reload: removed (table deleted), added (installed), changed (reinstalled); \
+         the VIP stayed announced"
+    );
+    std::fs::write(path, original).expect("restore lb1's config");
 }
 
 /// Parts 1 and 2.

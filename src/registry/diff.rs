@@ -126,6 +126,15 @@ pub fn describe_changes(old: &Config, new: &Config) -> String {
     {
         parts.push("global settings changed".to_string());
     }
+    if old.vrrp != new.vrrp {
+        parts.push("vrrp settings changed".to_string());
+    }
+    match (&old.announce, &new.announce) {
+        (None, Some(_)) => parts.push("announce added".to_string()),
+        (Some(_), None) => parts.push("announce removed".to_string()),
+        (Some(o), Some(n)) if o != n => parts.push("announce settings changed".to_string()),
+        _ => {}
+    }
     if parts.is_empty() {
         "no change".to_string()
     } else {
