@@ -154,7 +154,22 @@ fn list(addrs: &[IpAddr]) -> String {
 }
 
 /// The whole ruleset, as one `nft -f` transaction that replaces an earlier table of the
-/// same name (left by a ringlb that died) atomically.
+/// same name (left by a ringlb that died) atomically. Per family with VIPs, a table of:
+///
+/// - `windows`, a set of VIPs with timeouts: a VIP in it has a window open;
+/// - `prerouting` (at the mangle priority, before the TCP stack): TCP to a VIP goes to
+///   `vip`, everything else passes untouched;
+/// - `vip`: a SYN (without ACK) gets `mark` and passes: the connection accepted from it
+///   carries the mark. A copy from a peer (DSCP `dscp`) goes to `forwarded`. Outside a
+///   window, everything else passes here: no socket lookup. In a window: a socket with
+///   our mark (a connection of ours) passes; a full socket without it (the listener) means
+///   a flow this box does not know: `unknown`; a socket that is not a full one (TIME_WAIT,
+///   a handshake under way, for which `socket mark` does not match) passes, found by
+///   `socket transparent` whatever its value; no socket at all: `unknown`;
+/// - `forwarded`: the same lookup, but a flow this box does not know is dropped, never
+///   forwarded again nor answered with a reset;
+/// - `unknown`: the packet gets DSCP `dscp`, a copy goes to every peer of its family, and
+///   it is dropped here.
 pub fn ruleset(table: &str, h: &HandoffConfig, vips: &[IpAddr]) -> String {
     let mut s = String::new();
     let (mark, dscp) = (h.mark, h.dscp);
