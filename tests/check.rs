@@ -386,3 +386,38 @@ fn every_problem_is_reported() {
     ];
     assert_rejected(text, &expected);
 }
+
+#[test]
+fn a_handoff_without_nft_on_the_host_is_named() {
+    // `--check` may run on another machine: what this host lacks is a warning there (start
+    // and reload refuse it). A PATH without `nft` stands for a host without nftables.
+    let text = GOOD
+        .replace("127.0.0.1:8000\", \"[::1]:8000", "192.0.2.9:8000")
+        .replacen(
+            "\"frontends\"",
+            "\"announce\": { \"vips\": [\"192.0.2.9\"], \"handoff\": { \"peers\": [\"192.0.2.10\"] } },\n  \"frontends\"",
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("ringlb-check-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("handoff.json");
+    std::fs::write(&path, &text).expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("-c")
+        .arg(&path)
+        .arg("--check")
+        .env("PATH", &dir)
+        .output()
+        .expect("run ringlb --check");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "exit status of --check");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "{}: warning: announce.handoff: needs the nft command, not on this host's PATH \
+             (package nftables) {}\n",
+            path.display(),
+            start(&text, "{ \"peers\"")
+        )
+    );
+}

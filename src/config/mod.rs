@@ -534,7 +534,7 @@ fn validate(raw: RawConfig, spans: &SpanIndex) -> Result<Config, Vec<ConfigError
         .announce
         .as_ref()
         .map(|a| announce::validate(a, &frontends, &mut p));
-    let host_needs = host_check::needs(&vrrp, spans);
+    let host_needs = host_check::needs(&vrrp, announce.as_ref(), spans);
     let empty = backends
         .iter()
         .enumerate()
