@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::health::PassiveReporter;
 use crate::table::FrontendTable;
+use crate::watchdog::{Ages, Watchdog};
 
 /// Accepts kept armed per listener near the fd budget. Each holds the fds of one
 /// connection reserved, so accepting can never run past the budget. Far from it one
@@ -55,6 +56,25 @@ impl Shared {
     pub fn release(&self, frontend: &FrontendTable) {
         frontend.conns.fetch_sub(1, Ordering::Relaxed);
         self.conns.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since `epoch`: the clock of the heartbeats.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A watchdog for the workers that discounts its own reader's freezes longer than
+    /// `own_gap_limit` (a frozen reader blames no worker).
+    pub fn watchdog(&self, own_gap_limit: Duration) -> Watchdog {
+        Watchdog::new(self.now_ms(), (own_gap_limit.as_millis() as u64).max(1))
+    }
+
+    /// Each worker's age now, as `watchdog` sees it.
+    pub fn worker_ages(&self, watchdog: &mut Watchdog) -> Ages {
+        watchdog.check(
+            self.now_ms(),
+            self.heartbeats.iter().map(|b| b.load(Ordering::Relaxed)),
+        )
     }
 }
 

@@ -14,7 +14,6 @@ pub use tun::set_link;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -162,7 +161,8 @@ pub fn start(
     let runner = Runner {
         status: status.clone(),
         reasons: HashMap::new(),
-        watchdog: new_watchdog(&shared, cfg.worker_stall),
+        // It notices its own freeze after half the stall limit.
+        watchdog: shared.watchdog(cfg.worker_stall / 2),
         cfg: cfg.clone(),
         tun,
         netlink,
@@ -369,13 +369,7 @@ impl Runner {
         if let Some(ago) = crate::beat::take_pulled() {
             self.announce_afresh(ago);
         }
-        let now = self.shared.epoch.elapsed().as_millis() as u64;
-        let beats = self
-            .shared
-            .heartbeats
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed));
-        let ages = self.watchdog.check(now, beats);
+        let ages = self.shared.worker_ages(&mut self.watchdog);
         let live = ages.live(self.cfg.worker_stall.as_millis() as u64);
         let min = self.cfg.min_workers(self.workers);
         if self.cfg.require_up_server
@@ -618,7 +612,7 @@ impl Runner {
             }
         }
         if cfg.worker_stall != self.cfg.worker_stall {
-            self.watchdog = new_watchdog(&self.shared, cfg.worker_stall);
+            self.watchdog = self.shared.watchdog(cfg.worker_stall / 2);
         }
         let interface = std::mem::take(&mut self.cfg.interface);
         self.cfg = cfg;
@@ -672,12 +666,6 @@ fn make_local(netlink: &mut Rtnetlink, addr: IpAddr) -> io::Result<()> {
         Outcome::AlreadyThere => {}
     }
     Ok(())
-}
-
-/// A watchdog that notices its own freeze after half the stall limit.
-fn new_watchdog(shared: &Shared, stall: Duration) -> Watchdog {
-    let now = shared.epoch.elapsed().as_millis() as u64;
-    Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
 }
 
 #[cfg(test)]

@@ -32,22 +32,16 @@ pub struct Evictor {
 
 impl Evictor {
     pub fn new(shared: &Shared) -> Evictor {
-        let now = shared.epoch.elapsed().as_millis() as u64;
         Evictor {
             // The control thread itself frozen for 4 periods blames no worker.
-            watchdog: Watchdog::new(now, PERIOD.as_millis() as u64 * 4),
+            watchdog: shared.watchdog(PERIOD * 4),
             out: vec![false; shared.heartbeats.len()],
         }
     }
 
     /// Reads the heartbeats and takes workers out of, or back into, the accept path.
     pub fn check(&mut self, shared: &Shared, stall: Duration) {
-        let now = shared.epoch.elapsed().as_millis() as u64;
-        let beats = shared
-            .heartbeats
-            .iter()
-            .map(|b| b.load(std::sync::atomic::Ordering::Relaxed));
-        let ages = self.watchdog.check(now, beats);
+        let ages = shared.worker_ages(&mut self.watchdog);
         let limit = stall.as_millis() as u64;
         for (worker, action) in decide(&ages, limit, &self.out) {
             match action {

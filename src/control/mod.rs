@@ -308,7 +308,7 @@ impl Control {
     /// status line.
     fn on_tick(&self) {
         if let Some(interval) = self.notifier.watchdog_interval() {
-            let now = self.shared.epoch.elapsed().as_millis() as u64;
+            let now = self.shared.now_ms();
             let oldest = self
                 .shared
                 .heartbeats

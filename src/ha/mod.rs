@@ -16,7 +16,6 @@ mod track;
 
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -138,7 +137,9 @@ pub fn start(vrrp: &config::Vrrp, shared: Arc<Shared>) -> Result<Option<Vrrp>, S
             notify: notify::Notifier::new(vrrp.notify_timeout),
         },
         trackers,
-        watchdog: track.map(|stall| new_watchdog(&shared, stall)),
+        // `track` is the shortest stall limit; the watchdog notices its own freeze after
+        // half of it.
+        watchdog: track.map(|stall| shared.watchdog(stall / 2)),
         shared,
         origin: std::time::Instant::now(),
         wake: wake.clone(),
@@ -381,7 +382,7 @@ impl Runner {
             .filter_map(|i| i.track.map(|t| t.worker_stall))
             .min();
         if let (None, Some(stall)) = (&self.watchdog, stall) {
-            self.watchdog = Some(new_watchdog(&self.shared, stall));
+            self.watchdog = Some(self.shared.watchdog(stall / 2));
         }
         self.apply_tracking(now);
     }
@@ -399,13 +400,7 @@ impl Runner {
         let Some(watchdog) = &mut self.watchdog else {
             return;
         };
-        let now_ms = self.shared.epoch.elapsed().as_millis() as u64;
-        let beats = self
-            .shared
-            .heartbeats
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed));
-        let ages = watchdog.check(now_ms, beats);
+        let ages = self.shared.worker_ages(watchdog);
         for r in &mut self.routers {
             r.on_worker_health(now, &ages, &mut self.io);
         }
@@ -425,12 +420,6 @@ fn if_addr(vip: &config::Vip) -> IfAddr {
         addr: vip.addr,
         prefix_len: vip.prefix_len,
     }
-}
-
-/// A watchdog that notices its own freeze after half the shortest stall limit.
-fn new_watchdog(shared: &Shared, stall: Duration) -> Watchdog {
-    let now = shared.epoch.elapsed().as_millis() as u64;
-    Watchdog::new(now, (stall.as_millis() as u64 / 2).max(1))
 }
 
 struct Readable {
