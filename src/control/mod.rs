@@ -124,6 +124,12 @@ enum Stop {
     SignalsGone,
 }
 
+/// What ended a wait while stopping.
+enum Waited {
+    Timeout,
+    AllExited,
+}
+
 impl Control {
     /// Serves signals until SIGTERM/SIGINT or a worker failure, then drains: workers stop
     /// accepting, get `grace` to finish their connections, then close what is left. A
@@ -172,38 +178,10 @@ impl Control {
         }
         self.broadcast(|| Command::Stop);
         let deadline = crossbeam_channel::after(self.grace());
-        let mut aborted = false;
-        while running > 0 {
-            select! {
-                recv(exits) -> exit => {
-                    running -= 1;
-                    if let Ok((id, WorkerExit::Failed(why))) = exit {
-                        event!(error: "worker {id} failed while stopping: {why}");
-                    }
-                },
-                recv(self.jobs) -> job => match job {
-                    Ok(job) => {
-                        let _ = job.reply.send(Err(JobError::Stopping));
-                    }
-                    // No control socket: never ready again (a closed channel would be
-                    // ready at every turn and spin this loop).
-                    Err(_) => self.jobs = crossbeam_channel::never(),
-                },
-                recv(signals) -> sig => {
-                    if !matches!(sig, Ok(Signal::SIGHUP | Signal::SIGUSR2)) {
-                        event!(notice: "second signal: exiting now");
-                        logging::shutdown(Duration::from_millis(500));
-                        std::process::exit(0);
-                    }
-                },
-                recv(deadline) -> _ => {
-                    if !aborted {
-                        aborted = true;
-                        event!(notice: "grace period over; closing remaining connections");
-                        self.broadcast(|| Command::Abort);
-                    }
-                }
-            }
+        if let Waited::Timeout = self.wait_stopping(signals, exits, &mut running, &deadline) {
+            event!(notice: "grace period over; closing remaining connections");
+            self.broadcast(|| Command::Abort);
+            self.wait_stopping(signals, exits, &mut running, &crossbeam_channel::never());
         }
         self.checker.stop();
         lock(&self.registry).persist();
@@ -229,10 +207,35 @@ impl Control {
             "announce: {n} VIPs withdrawn; still accepting for {delay:?} (withdraw_delay) while \
              the router moves new flows away"
         );
-        let until = crossbeam_channel::after(delay);
-        loop {
+        self.wait_stopping(signals, exits, running, &crossbeam_channel::after(delay));
+    }
+
+    /// Waits while stopping until `until` fires or every worker has exited: workers that
+    /// fail are logged, control-socket jobs are answered "stopping", and a second stop
+    /// signal exits at once.
+    fn wait_stopping(
+        &mut self,
+        signals: &Receiver<Signal>,
+        exits: &Receiver<(usize, WorkerExit)>,
+        running: &mut usize,
+        until: &Receiver<std::time::Instant>,
+    ) -> Waited {
+        while *running > 0 {
             select! {
-                recv(until) -> _ => return,
+                recv(exits) -> exit => {
+                    *running -= 1;
+                    if let Ok((id, WorkerExit::Failed(why))) = exit {
+                        event!(error: "worker {id} failed while stopping: {why}");
+                    }
+                },
+                recv(self.jobs) -> job => match job {
+                    Ok(job) => {
+                        let _ = job.reply.send(Err(JobError::Stopping));
+                    }
+                    // No control socket: never ready again (a closed channel would be
+                    // ready at every turn and spin this loop).
+                    Err(_) => self.jobs = crossbeam_channel::never(),
+                },
                 recv(signals) -> sig => {
                     if !matches!(sig, Ok(Signal::SIGHUP | Signal::SIGUSR2)) {
                         event!(notice: "second signal: exiting now");
@@ -240,17 +243,10 @@ impl Control {
                         std::process::exit(0);
                     }
                 },
-                recv(exits) -> exit => {
-                    *running = running.saturating_sub(1);
-                    if let Ok((id, WorkerExit::Failed(why))) = exit {
-                        event!(error: "worker {id} failed while stopping: {why}");
-                    }
-                    if *running == 0 {
-                        return;
-                    }
-                },
+                recv(until) -> _ => return Waited::Timeout,
             }
         }
+        Waited::AllExited
     }
 
     fn serve(
