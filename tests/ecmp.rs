@@ -39,9 +39,11 @@ use std::thread;
 use std::time::Duration;
 
 use client::{batch, batch_via, sources, sources6, Prober, VIP6};
+use nodes::Lab;
+
 use fleet::{
     announce_status, balancer_of, config, ringlb, skip_reason, wait_next_hops, wait_next_hops6,
-    work_dir, Lab,
+    work_dir,
 };
 
 /// conf/ecmp-lb*.json: `announce.worker_stall`.
@@ -55,7 +57,7 @@ fn ecmp() {
         eprintln!("skipped: {why}");
         return;
     }
-    let _lab = Lab::up();
+    let _lab = Lab::up_topology(Some("ecmp"));
     let dir = work_dir("test");
     // lb1 runs on a copy of its config, which the reload step rewrites.
     let lb1_config = dir.join("ecmp-lb1.json");
@@ -553,7 +555,7 @@ fn bench() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let _lab = Lab::up();
+    let _lab = Lab::up_topology(Some("ecmp"));
     let dir = work_dir("bench");
     let mut lbs: Vec<nodes::Node> = (1..=3)
         .map(|lb| ringlb(lb, &config(lb), &dir, "run"))

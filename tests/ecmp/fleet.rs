@@ -2,9 +2,8 @@
 //! on drop, even when a test fails), the three ringlb balancers as child processes, and the
 //! router's view: which balancers its route to the VIP goes through.
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -12,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::nodes::Node;
 
-pub const LAB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab");
 pub const ROUTER_NS: &str = "ecmp-router";
 
 /// Balancer `lb` (1 to 3): its address on the router's segment.
@@ -46,43 +44,6 @@ pub fn skip_reason() -> Option<String> {
         return Some("not root (the lab creates network namespaces)".into());
     }
     None
-}
-
-/// The lab, held for one test: an exclusive lock (one scale-out lab per machine), the lab
-/// up, and down on drop.
-pub struct Lab {
-    _lock: File,
-}
-
-impl Lab {
-    pub fn up() -> Lab {
-        let lock = File::create("/run/ringlb-ecmp.lock").expect("create /run/ringlb-ecmp.lock");
-        // SAFETY: plain syscall on a descriptor we hold; blocks until the other lab is gone.
-        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-        let lab = Lab { _lock: lock };
-        lab_script("up");
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        lab_script("down");
-    }
-}
-
-fn lab_script(verb: &str) {
-    let out = Command::new("timeout")
-        .args(["60", LAB_SCRIPT, verb, "ecmp"])
-        .output()
-        .expect("run scripts/lab");
-    assert!(
-        out.status.success() || thread::panicking(),
-        "scripts/lab {verb} ecmp: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A scratch directory for logs and edited configs.

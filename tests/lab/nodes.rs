@@ -37,40 +37,54 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The lab, held for one test: an exclusive lock (one lab per machine), `scripts/lab up`,
-/// and `scripts/lab down` on drop.
+/// A lab, held for one test: an exclusive lock (one lab of a topology per machine),
+/// `scripts/lab up [TOPOLOGY]`, and `scripts/lab down [TOPOLOGY]` on drop.
 pub struct Lab {
     _lock: File,
+    topology: Option<&'static str>,
 }
 
 impl Lab {
+    /// The VRRP lab.
     pub fn up() -> Lab {
-        let lock = File::create("/run/ringlb-lab.lock").expect("create /run/ringlb-lab.lock");
+        Lab::up_topology(None)
+    }
+
+    /// The lab of `topology` (`Some("ecmp")`: the scale-out lab), or the VRRP lab.
+    pub fn up_topology(topology: Option<&'static str>) -> Lab {
+        let path = format!("/run/ringlb-{}.lock", topology.unwrap_or("lab"));
+        let lock = File::create(&path).unwrap_or_else(|e| panic!("create {path}: {e}"));
         // SAFETY: plain syscall on a descriptor we hold; blocks until the other lab is gone.
         assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-        let lab = Lab { _lock: lock };
-        lab_script("up");
+        let lab = Lab {
+            _lock: lock,
+            topology,
+        };
+        lab.script("up");
         lab
+    }
+
+    fn script(&self, verb: &str) {
+        let out = Command::new("timeout")
+            .args(["60", LAB_SCRIPT, verb])
+            .args(self.topology)
+            .output()
+            .expect("run scripts/lab");
+        assert!(
+            out.status.success() || thread::panicking(),
+            "scripts/lab {verb} {}: {}\n{}{}",
+            self.topology.unwrap_or(""),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        lab_script("down");
+        self.script("down");
     }
-}
-
-fn lab_script(verb: &str) {
-    let out = Command::new("timeout")
-        .args(["60", LAB_SCRIPT, verb])
-        .output()
-        .expect("run scripts/lab");
-    assert!(
-        out.status.success() || thread::panicking(),
-        "scripts/lab {verb}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 pub const VIP6: &str = "2001:db8::10";
