@@ -9,23 +9,13 @@ use std::fs;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use common::*;
-
-fn ctl(socket: &Path, words: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringlb"))
-        .arg("ctl")
-        .arg("--socket")
-        .arg(socket)
-        .args(words.split_whitespace())
-        .output()
-        .expect("run ringlb ctl")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

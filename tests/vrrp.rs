@@ -14,7 +14,7 @@ use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -233,16 +233,6 @@ fn release_takes_a_dead_ringlbs_vip_off_and_sends_priority_0() {
     assert_eq!(text(&out.stdout), "", "release without a VIP did something");
     let sent = capture.next_advert(Duration::from_millis(500));
     assert_eq!(sent, None, "an advert sent by a box that held no VIP");
-}
-
-fn ctl(socket: &Path, words: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringlb"))
-        .arg("ctl")
-        .arg("--socket")
-        .arg(socket)
-        .args(words.split_whitespace())
-        .output()
-        .expect("run ringlb ctl")
 }
 
 /// The instance's state as `ringlb ctl --json show vrrp` gives it.

@@ -382,6 +382,17 @@ fn bind_addrs(config: &str) -> Vec<SocketAddr> {
 
 /// Runs `ringlb -c FILE --check` on `config` written to a temp file named `file_name`.
 /// Returns the output and the path passed on the command line (removed by then).
+/// `ringlb ctl --socket SOCKET WORDS...`.
+pub fn ctl(socket: &Path, words: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(words.split_whitespace())
+        .output()
+        .expect("run ringlb ctl")
+}
+
 pub fn run_check(file_name: &str, config: &str) -> (Output, PathBuf) {
     let dir = temp_dir("check");
     let path = dir.join(file_name);
