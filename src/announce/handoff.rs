@@ -45,6 +45,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Handoff as HandoffConfig, MAX_HANDOFF_WINDOW};
 use crate::logging::event;
+use crate::sys::{self, SwitchOn};
 
 /// The longest an `nft` run may take before it is killed.
 const NFT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -320,27 +321,21 @@ pub fn remove_stale(interface: &str) {
 /// and cannot be set; a warning when it cannot be read (the shipped unit's `ProcSubset=pid`
 /// hides /proc/sys, and the package's sysctl.d file sets it).
 fn fwmark_accept() -> Result<(), String> {
-    let now = match std::fs::read_to_string(FWMARK_ACCEPT) {
-        Ok(v) => v,
-        Err(e) => {
-            event!(warning:
-                "announce.handoff: cannot read {FWMARK_ACCEPT} ({e}); it must be 1 (the \
-                 package's /usr/lib/sysctl.d/60-ringlb.conf sets it), else this box's own \
-                 flows are handed to its peers during a window"
-            );
-            return Ok(());
+    match sys::switch_on(FWMARK_ACCEPT) {
+        SwitchOn::WasOn => {}
+        SwitchOn::Set => event!("announce.handoff: set net.ipv4.tcp_fwmark_accept = 1"),
+        SwitchOn::CannotRead(e) => event!(warning:
+            "announce.handoff: cannot read {FWMARK_ACCEPT} ({e}); it must be 1 (the \
+             package's /usr/lib/sysctl.d/60-ringlb.conf sets it), else this box's own \
+             flows are handed to its peers during a window"
+        ),
+        SwitchOn::CannotSet(e) => {
+            return Err(format!(
+                "needs net.ipv4.tcp_fwmark_accept = 1 and cannot set it ({e}); set it in \
+                 /etc/sysctl.d (the package's 60-ringlb.conf does)"
+            ))
         }
-    };
-    if now.trim() == "1" {
-        return Ok(());
     }
-    std::fs::write(FWMARK_ACCEPT, "1").map_err(|e| {
-        format!(
-            "needs net.ipv4.tcp_fwmark_accept = 1 and cannot set it ({e}); set it in \
-             /etc/sysctl.d (the package's 60-ringlb.conf does)"
-        )
-    })?;
-    event!("announce.handoff: set net.ipv4.tcp_fwmark_accept = 1");
     Ok(())
 }
 

@@ -11,11 +11,11 @@
 //! The last worker still turning its loop is never taken out: with every worker stalled
 //! there is nobody to take its connections, and the VRRP `track` moves the VIP instead.
 
-use std::fs;
 use std::time::Duration;
 
 use crate::logging::event;
 use crate::shared::Shared;
+use crate::sys::{self, SwitchOn};
 use crate::watchdog::{Ages, Watchdog};
 
 /// How often the heartbeats are read: a stalled worker is out of the accept path within
@@ -109,20 +109,18 @@ pub fn prepare_migration(workers: usize) {
     if workers < 2 {
         return;
     }
-    match fs::read_to_string(MIGRATE_REQ) {
-        Ok(v) if v.trim() == "1" => {}
-        Ok(_) => match fs::write(MIGRATE_REQ, "1") {
-            Ok(()) => event!(notice:
-                "set net.ipv4.tcp_migrate_req = 1: connections queued on a stalled worker's \
-                 listener move to the other workers"
-            ),
-            Err(e) => event!(warning:
-                "net.ipv4.tcp_migrate_req is 0 and cannot be set ({e}): connections queued on \
-                 a stalled worker's listener are reset when it leaves the accept path; set it \
-                 in /etc/sysctl.d"
-            ),
-        },
-        Err(e) => event!(warning:
+    match sys::switch_on(MIGRATE_REQ) {
+        SwitchOn::WasOn => {}
+        SwitchOn::Set => event!(notice:
+            "set net.ipv4.tcp_migrate_req = 1: connections queued on a stalled worker's \
+             listener move to the other workers"
+        ),
+        SwitchOn::CannotSet(e) => event!(warning:
+            "net.ipv4.tcp_migrate_req is 0 and cannot be set ({e}): connections queued on \
+             a stalled worker's listener are reset when it leaves the accept path; set it \
+             in /etc/sysctl.d"
+        ),
+        SwitchOn::CannotRead(e) => event!(warning:
             "cannot read {MIGRATE_REQ} ({e}): a stalled worker's queued connections may be \
              reset when it leaves the accept path"
         ),

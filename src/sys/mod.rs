@@ -219,3 +219,24 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     }
     Ok(hard)
 }
+
+/// What `switch_on` found or did.
+pub enum SwitchOn {
+    WasOn,
+    Set,
+    CannotRead(io::Error),
+    CannotSet(io::Error),
+}
+
+/// Makes a boolean sysctl (`/proc/sys/...`) 1 unless it is: reads it, and writes "1" when
+/// it reads otherwise. The caller says what each outcome means for it.
+pub fn switch_on(path: &str) -> SwitchOn {
+    match std::fs::read_to_string(path) {
+        Ok(v) if v.trim() == "1" => SwitchOn::WasOn,
+        Ok(_) => match std::fs::write(path, "1") {
+            Ok(()) => SwitchOn::Set,
+            Err(e) => SwitchOn::CannotSet(e),
+        },
+        Err(e) => SwitchOn::CannotRead(e),
+    }
+}
