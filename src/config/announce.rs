@@ -383,6 +383,49 @@ mod tests {
     }
 
     #[test]
+    fn handoff_at_its_limits() {
+        let peers = |n: u8| -> String {
+            (1..=n)
+                .map(|i| format!("\"192.0.2.{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let at = |n: u8, rest: &str| {
+            with(&format!(
+                r#"{{ "vips": ["192.0.2.80"], "handoff": {{ "peers": [{}]{rest} }} }}"#,
+                peers(n)
+            ))
+        };
+        let h = parse(
+            "x.json",
+            &at(
+                16,
+                r#", "window": "1h", "port": 65535, "dscp": 1, "mark": 4294967295"#,
+            ),
+        )
+        .unwrap()
+        .announce
+        .unwrap()
+        .handoff
+        .unwrap();
+        assert_eq!(h.peers.len(), MAX_HANDOFF_PEERS);
+        assert_eq!(h.window, MAX_HANDOFF_WINDOW);
+        assert_eq!((h.port, h.dscp, h.mark), (65535, 1, u32::MAX));
+        let e = parse("x.json", &at(17, "")).unwrap_err().to_string();
+        assert!(
+            e.contains("announce.handoff.peers: 17 addresses is over the maximum of 16"),
+            "{e}"
+        );
+        let e = parse("x.json", &at(1, r#", "window": "3601s""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("announce.handoff.window: 3601s is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn handoff_defaults_and_fields() {
         let c = parse(
             "x.json",
