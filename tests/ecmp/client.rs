@@ -198,14 +198,7 @@ impl Prober {
                 }
             }
             drop(tx);
-            let mut attempts = Vec::with_capacity(launched);
-            let deadline = Instant::now() + ATTEMPT_TIMEOUT * 4;
-            while attempts.len() < launched {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(a) => attempts.push(a),
-                    Err(_) => break,
-                }
-            }
+            let mut attempts = crate::nodes::gather(&rx, launched, ATTEMPT_TIMEOUT * 4);
             attempts.sort_by_key(|a| a.at);
             attempts
         });

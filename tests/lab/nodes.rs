@@ -485,3 +485,18 @@ pub fn haproxy(lb: u8, dir: &Path, tag: &str) -> Node {
         &base.with_extension("log"),
     )
 }
+
+/// The results of `launched` attempts, each on its own thread sending one result on `rx`:
+/// every one that arrives within `limit` (each attempt ends within its own timeouts; the
+/// limit only bounds the wait).
+pub fn gather<T>(rx: &std::sync::mpsc::Receiver<T>, launched: usize, limit: Duration) -> Vec<T> {
+    let mut out = Vec::with_capacity(launched);
+    let deadline = Instant::now() + limit;
+    while out.len() < launched {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => out.push(r),
+            Err(_) => break,
+        }
+    }
+    out
+}

@@ -129,15 +129,7 @@ fn run(
         }
     }
     drop(tx);
-    let mut attempts = Vec::with_capacity(launched);
-    // Every attempt ends within its timeouts; bound the wait anyway.
-    let deadline = Instant::now() + ATTEMPT_TIMEOUT * 4;
-    while attempts.len() < launched {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(a) => attempts.push(a),
-            Err(_) => break,
-        }
-    }
+    let mut attempts = crate::nodes::gather(&rx, launched, ATTEMPT_TIMEOUT * 4);
     attempts.sort_by_key(|a| a.at);
     attempts
 }
